@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make cluster-up`: start (building first, if needed) the local control plane.
+#
+# A real kube-apiserver, etcd, kube-controller-manager and kube-scheduler run
+# as local processes under `kwokctl --runtime binary`, with RBAC and admission
+# on; kwok simulates the nodes and the kubelets (stages.yaml). Everything lives
+# in .cluster/ of the checkout; nothing is downloaded at start.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state="$root/.cluster"
+name=kabin
+kubeconfig="$state/kubeconfig"
+
+bin=$("$here/build.sh")
+export PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok"
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+healthy() { [[ -f "$kubeconfig" ]] && kc get --raw /readyz >/dev/null 2>&1; }
+
+if healthy; then
+  echo "cluster '$name' is already running" >&2
+elif [[ -d "$KWOK_WORKDIR/clusters/$name" ]] && kwokctl start cluster --name "$name" >&2 && healthy; then
+  echo "cluster '$name' restarted" >&2
+else
+  kwokctl delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null 2>&1 || true
+  rm -rf "$state"
+  mkdir -p "$state"
+  sed "s|LOGS_FILE|$here/pod.log|" "$here/stages.yaml" > "$state/kwok.yaml"
+  args=(
+    --name "$name" --runtime binary
+    --config "$state/kwok.yaml"
+    --kubeconfig "$kubeconfig"
+    --kube-authorization --kube-admission
+    --kube-apiserver-binary "$bin/kube-apiserver"
+    --kube-controller-manager-binary "$bin/kube-controller-manager"
+    --kube-scheduler-binary "$bin/kube-scheduler"
+    --kwok-controller-binary "$bin/kwok"
+    --etcd-binary "$bin/etcd"
+    --kube-version "$(kube-apiserver --version | awk '{print $2}')"
+    --wait 60s
+  )
+  if [[ "${1:-}" == "--dry-run" ]]; then exec kwokctl create cluster "${args[@]}" --dry-run; fi
+  kwokctl create cluster "${args[@]}" >&2
+fi
+
+kc apply --server-side -f "$here/topology.yaml" >/dev/null
+kc wait --for=condition=Ready node --all --timeout=60s >/dev/null
+echo "export KUBECONFIG=$kubeconfig"

@@ -1,0 +1,40 @@
+"""The `kabin` command line (also `python -m kabin`)."""
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="kabin",
+    help="Interactive and batch compute sessions on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Interactive and batch compute sessions on Kubernetes."""
+
+
+@app.command()
+def operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Watch only this namespace (repeatable)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Run the kabin operator in the foreground, watching all namespaces by default."""
+    import kopf
+
+    import kabin.handlers  # noqa: F401  (registers the handlers)
+
+    namespaces = namespace or []
+    kopf.configure(verbose=verbose)
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+
+
+def main() -> None:
+    """Entry point of the `kabin` console script."""
+    app()

@@ -1,0 +1,153 @@
+"""Test harness: the local control plane, API clients, namespaces, the operator.
+
+Integration tests run against a real API server, scheduler, controller manager
+and admission chain: the local control plane (`make cluster-up`), started here
+when it is not already running, or any cluster named by KABIN_TEST_KUBECONFIG
+(kind, a cloud cluster). Unit tests request none of these fixtures and run
+without a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+
+from tests.support import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTROLPLANE = ROOT / "hack" / "controlplane"
+
+
+def _healthy(kubeconfig: Path) -> bool:
+    return (
+        kubeconfig.exists()
+        and subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), "get", "--raw", "/readyz"],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """The kubeconfig of the cluster under test, exported as KUBECONFIG.
+
+    Starts the local control plane if it is not running, and stops it at the end
+    of the run only if this fixture started it (KABIN_KEEP_CLUSTER=1 keeps it).
+    """
+    external = os.environ.get("KABIN_TEST_KUBECONFIG")
+    if external:
+        os.environ["KUBECONFIG"] = external
+        yield Path(external)
+        return
+
+    bindir = subprocess.run(
+        [str(CONTROLPLANE / "build.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ['PATH']}"
+    path = ROOT / ".cluster" / "kubeconfig"
+    started = not _healthy(path)
+    subprocess.run([str(CONTROLPLANE / "up.sh")], check=True, stdout=subprocess.DEVNULL)
+    os.environ["KUBECONFIG"] = str(path)
+    yield path
+    if started and os.environ.get("KABIN_KEEP_CLUSTER") != "1":
+        subprocess.run([str(CONTROLPLANE / "down.sh")], check=False)
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: Path) -> list[str]:
+    """Install kabin's CRDs from crds/ and wait until they are Established."""
+    files = sorted((ROOT / "crds").glob("*.yaml")) if (ROOT / "crds").is_dir() else []
+    names: list[str] = []
+    for f in files:
+        out = subprocess.run(
+            ["kubectl", "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", str(f)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        names += out.split()
+    if names:
+        subprocess.run(
+            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", *names],
+            check=True,
+            capture_output=True,
+        )
+    return names
+
+
+@pytest.fixture
+async def api(kubeconfig: Path) -> AsyncIterator[client.ApiClient]:
+    """An async API client with the cluster admin's credentials."""
+    async with await config.new_client_from_config(config_file=str(kubeconfig)) as api_client:
+        yield api_client
+
+
+@pytest.fixture
+async def impersonate(kubeconfig: Path) -> AsyncIterator[object]:
+    """A factory of API clients that impersonate a user (and groups), as `--as` does."""
+    opened: list[client.ApiClient] = []
+
+    async def make(user: str, groups: tuple[str, ...] = ()) -> client.ApiClient:
+        api_client = await config.new_client_from_config(config_file=str(kubeconfig))
+        api_client.set_default_header("Impersonate-User", user)
+        for group in groups:
+            # One header per group; the client keeps one value per name, so join
+            # them as HTTP allows for repeated headers.
+            prior = api_client.default_headers.get("Impersonate-Group")
+            api_client.set_default_header(
+                "Impersonate-Group", group if prior is None else f"{prior}, {group}"
+            )
+        opened.append(api_client)
+        return api_client
+
+    yield make
+    for api_client in opened:
+        await api_client.close()
+
+
+@pytest.fixture
+async def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh namespace for one test, ready once its default ServiceAccount exists."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    async def default_sa() -> None:
+        try:
+            await core.read_namespaced_service_account("default", name)
+        except ApiException as e:
+            raise AssertionError(f"no default ServiceAccount in {name} yet") from e
+
+    await eventually(default_sa, timeout=30)
+    yield name
+    await core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
+    """The kabin operator, run in-process by kopf's test runner, with short backoffs.
+
+    It watches all namespaces for the whole test session; tests that need to kill
+    and restart an operator start their own process instead.
+    """
+    from kopf.testing import KopfRunner
+
+    os.environ["KABIN_ERROR_BACKOFFS"] = "[0.1, 0.5, 1]"
+    os.environ["KABIN_METRICS_PORT"] = "0"
+    args = ["run", "--all-namespaces", "--standalone", "--verbose", "-m", "kabin.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output

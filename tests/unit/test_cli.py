@@ -1,0 +1,31 @@
+"""The `kabin` entry points, run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_python_dash_m_kabin_lists_the_operator_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kabin", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "operator" in out
+
+
+def test_operator_help_documents_namespace_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kabin", "operator", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--namespace" in out
+
+
+def test_unknown_command_fails_with_nonzero_exit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kabin", "no-such-command"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "No such command" in result.stderr
