@@ -17,13 +17,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.rest import ApiException
-
-from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROLPLANE = ROOT / "hack" / "controlplane"
+LOCAL_KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+
+# kubernetes_asyncio reads KUBECONFIG once, when it is imported, and kopf's login
+# (in the in-process operator) uses that default: export it before the import.
+os.environ["KUBECONFIG"] = os.environ.get("KABIN_TEST_KUBECONFIG") or str(LOCAL_KUBECONFIG)
+
+from kubernetes_asyncio import client, config  # noqa: E402
+from kubernetes_asyncio.client.rest import ApiException  # noqa: E402
+
+from tests.support import eventually  # noqa: E402
 
 
 def _healthy(kubeconfig: Path) -> bool:
@@ -47,7 +53,6 @@ def kubeconfig() -> Iterator[Path]:
     """
     external = os.environ.get("KABIN_TEST_KUBECONFIG")
     if external:
-        os.environ["KUBECONFIG"] = external
         yield Path(external)
         return
 
@@ -55,11 +60,9 @@ def kubeconfig() -> Iterator[Path]:
         [str(CONTROLPLANE / "build.sh")], check=True, capture_output=True, text=True
     ).stdout.strip()
     os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ['PATH']}"
-    path = ROOT / ".cluster" / "kubeconfig"
-    started = not _healthy(path)
+    started = not _healthy(LOCAL_KUBECONFIG)
     subprocess.run([str(CONTROLPLANE / "up.sh")], check=True, stdout=subprocess.DEVNULL)
-    os.environ["KUBECONFIG"] = str(path)
-    yield path
+    yield LOCAL_KUBECONFIG
     if started and os.environ.get("KABIN_KEEP_CLUSTER") != "1":
         subprocess.run([str(CONTROLPLANE / "down.sh")], check=False)
 

@@ -7,6 +7,12 @@ state="$root/.cluster"
 if [[ -d "$state/kwok" ]]; then
   bin=$("$here/build.sh")
   PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok" \
-    kwokctl delete cluster --name kabin --kubeconfig "$state/kubeconfig" >&2 || true
+    kwokctl delete cluster --name kabin --kubeconfig "$state/kubeconfig" >/dev/null 2>&1 || true
 fi
+# kwokctl signals its processes without waiting for them; wait, then insist.
+for _ in $(seq 50); do
+  pgrep -f "$state/" >/dev/null || break
+  sleep 0.2
+done
+pkill -KILL -f "$state/" 2>/dev/null || true
 rm -rf "$state"

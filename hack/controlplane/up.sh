@@ -37,7 +37,11 @@ else
     --kube-scheduler-binary "$bin/kube-scheduler"
     --kwok-controller-binary "$bin/kwok"
     --etcd-binary "$bin/etcd"
-    --kube-version "$(kube-apiserver --version | awk '{print $2}')"
+    # kwokctl passes an empty --node-ip; nodes need an address the API server
+    # can reach for `kubectl logs` (the kwok controller serves the kubelet API).
+    --extra-args kwok-controller=node-ip=127.0.0.1
+    # Node names do not resolve here; reach the (simulated) kubelets by address.
+    --extra-args kube-apiserver=kubelet-preferred-address-types=InternalIP
     --wait 60s
   )
   if [[ "${1:-}" == "--dry-run" ]]; then exec kwokctl create cluster "${args[@]}" --dry-run; fi

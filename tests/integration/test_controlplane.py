@@ -8,6 +8,7 @@ simulated provisioner, RBAC with impersonation, and kwok's simulated kubelet
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -161,7 +162,8 @@ async def test_impersonated_user_without_rbac_is_forbidden(
     with pytest.raises(ApiException) as refused:
         await alice.list_namespaced_pod(namespace)
     assert refused.value.status == 403
-    assert 'User "alice" cannot list resource "pods"' in refused.value.body
+    message = json.loads(refused.value.body)["message"]
+    assert 'User "alice" cannot list resource "pods"' in message
 
 
 @pytest.mark.parametrize(
@@ -195,6 +197,7 @@ async def test_failing_container_that_restarts_is_in_crash_loop(
     )
 
     def crashing(p: client.V1Pod) -> None:
+        assert p.status.container_statuses, "no container status yet"
         waiting = p.status.container_statuses[0].state.waiting
         assert waiting is not None and waiting.reason == "CrashLoopBackOff"
 
@@ -211,6 +214,7 @@ async def test_image_from_a_registry_that_cannot_exist_fails_to_pull(
     await core.create_namespaced_pod(namespace, pod("bad", image="registry.invalid/nope:1"))
 
     def pull_error(p: client.V1Pod) -> None:
+        assert p.status.container_statuses, "no container status yet"
         waiting = p.status.container_statuses[0].state.waiting
         assert waiting is not None and waiting.reason == "ErrImagePull", waiting
 

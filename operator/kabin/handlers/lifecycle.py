@@ -15,7 +15,7 @@ async def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_
     # One operator process per cluster for now; peering needs its own CRDs.
     settings.peering.standalone = True
     settings.networking.error_backoffs = ours.error_backoffs
-    settings.batching.error_delays = ours.error_backoffs
+    settings.queueing.error_delays = ours.error_backoffs
     # Events are the user-facing story (`kubectl describe`); kopf's own
     # per-handler chatter would drown it.
     settings.posting.level = logging.WARNING
