@@ -15,6 +15,7 @@ help:
 	@echo "make cluster-up    build (once) and start the local control plane"
 	@echo "make cluster-down  stop it and remove its files"
 	@echo "make lint          ruff, mypy --strict, import-linter"
+	@echo "make crds          regenerate crds/ from the pydantic models"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ cluster-up:
 
 cluster-down:
 	hack/controlplane/down.sh
+
+crds: venv
+	$(BIN)/python -m kabin.api.crd crds
 
 lint: venv
 	$(BIN)/ruff check operator tests

@@ -69,9 +69,20 @@ def kubeconfig() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def crds(kubeconfig: Path) -> list[str]:
-    """Install kabin's CRDs from crds/ and wait until they are Established."""
-    files = sorted((ROOT / "crds").glob("*.yaml")) if (ROOT / "crds").is_dir() else []
+    """Install kabin's CRDs (crds/) and user roles, and wait until the CRDs are Established."""
+    files = sorted((ROOT / "crds").glob("*.kabin.dev.yaml"))
     names: list[str] = []
+    subprocess.run(
+        [
+            "kubectl",
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "manifests" / "rbac" / "users.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     for f in files:
         out = subprocess.run(
             ["kubectl", "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", str(f)],
@@ -147,10 +158,19 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
     """
     from kopf.testing import KopfRunner
 
-    os.environ["KABIN_ERROR_BACKOFFS"] = "[0.1, 0.5, 1]"
-    os.environ["KABIN_METRICS_PORT"] = "0"
-    args = ["run", "--all-namespaces", "--standalone", "--verbose", "-m", "kabin.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
+    env = {"KABIN_ERROR_BACKOFFS": "[0.1, 0.5, 1]", "KABIN_METRICS_PORT": "0"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    args = ["run", "--all-namespaces", "--standalone", "--verbose"]
+    args += ["-m", "kabin.handlers", "-m", "kabin.webhooks"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output

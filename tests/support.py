@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -44,11 +45,53 @@ async def gone(read: Callable[[], Awaitable[object]], *, within: float = 30.0) -
     await eventually(probe, timeout=within)
 
 
-async def run(*argv: str, within: float = 30.0) -> str:
-    """Run a command (kubectl, say) without blocking the event loop; return stdout."""
+@dataclass(frozen=True)
+class Result:
+    """What a command printed and how it exited."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def command(*argv: str, stdin: str | None = None, within: float = 30.0) -> Result:
+    """Run a command (kubectl, say) without blocking the event loop."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), within)
-    assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {err.decode()}"
-    return out.decode()
+    out, err = await asyncio.wait_for(
+        proc.communicate(stdin.encode() if stdin is not None else None), within
+    )
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+async def run(*argv: str, stdin: str | None = None, within: float = 30.0) -> str:
+    """Run a command that must succeed; return what it printed."""
+    result = await command(*argv, stdin=stdin, within=within)
+    assert result.code == 0, f"{argv} failed ({result.code}): {result.err}"
+    return result.out
+
+
+async def kubectl_apply(
+    manifest: dict[str, object],
+    *,
+    namespace: str | None = None,
+    user: str | None = None,
+    groups: tuple[str, ...] = (),
+    dry_run: bool = False,
+) -> Result:
+    """`kubectl apply --server-side` of one manifest, as a user would run it."""
+    import yaml
+
+    argv = ["kubectl", "apply", "--server-side", "-f", "-"]
+    if namespace:
+        argv += ["-n", namespace]
+    if user:
+        argv += [f"--as={user}", *(f"--as-group={g}" for g in groups)]
+    if dry_run:
+        argv.append("--dry-run=server")
+    return await command(*argv, stdin=yaml.safe_dump(manifest))

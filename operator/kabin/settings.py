@@ -20,6 +20,29 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of the Prometheus metrics; 0 turns it off."
     )
+    admin_groups: tuple[str, ...] = Field(
+        default=("kabin:admins", "system:masters"),
+        description="Groups whose members may act for others: create sessions and drives "
+        "on behalf of another user, use private drives that are not theirs.",
+    )
+    webhook_host: str = Field(
+        default="127.0.0.1",
+        description="Host name the API server reaches the admission webhooks at. The default "
+        "serves them on localhost with a self-signed certificate (the local control plane).",
+    )
+    webhook_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the webhooks; 0 picks a free one."
+    )
+    webhook_cert_dir: str | None = Field(
+        default=None,
+        description="Directory with tls.crt, tls.key and ca.crt (a cert-manager Secret) to "
+        "serve the webhooks with, on all interfaces, behind a Service. Unset: self-signed.",
+    )
+    webhook_managed: bool = Field(
+        default=True,
+        description="Register the webhook configurations at start-up. Turn off when the "
+        "manifests install them (in a cluster).",
+    )
     error_backoffs: tuple[float, ...] = Field(
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -22,6 +24,8 @@ from kabin.settings import OperatorSettings
 def test_settings_from_environment(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str, expected: object
 ) -> None:
+    for key in [k for k in os.environ if k.startswith("KABIN_")]:
+        monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert getattr(OperatorSettings(), field) == expected

@@ -28,7 +28,8 @@ def operator(
     """Run the kabin operator in the foreground, watching all namespaces by default."""
     import kopf
 
-    import kabin.handlers  # noqa: F401  (registers the handlers)
+    import kabin.handlers
+    import kabin.webhooks  # noqa: F401  (importing registers the handlers and webhooks)
 
     namespaces = namespace or []
     kopf.configure(verbose=verbose)

@@ -1,0 +1,185 @@
+"""Session: one user's interactive workspace or headless batch run.
+
+The spec is what the user asked for and never changes behind their back (no
+defaults from the environment are written into it, so GitOps tools see no
+drift); the status is what the operator observed and resolved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from kabin.api.environment import SessionType
+from kabin.api.meta import (
+    LIST_MAP_BY_NAME,
+    LIST_MAP_BY_TYPE,
+    Condition,
+    EnvVar,
+    Model,
+    ObjectName,
+    Quantity,
+    Seconds,
+    cel,
+    immutable,
+)
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Terminating", "Expired"]
+TimeoutMode = Literal["idle", "absolute", "none"]
+
+# Fields fixed at creation. `replicas` and `timeout` may change.
+IMMUTABLE_FIELDS = (
+    "type",
+    "environment",
+    "image",
+    "resources",
+    "command",
+    "args",
+    "env",
+    "drive",
+    "user",
+)
+
+
+class SessionResources(Model):
+    """What the session asks for; what it omits comes from the environment's defaults."""
+
+    cpu: Quantity | None = None
+    """CPU cores, as a quantity (2, 500m)."""
+    memory: Quantity | None = None
+    """Memory, as a quantity (4Gi, 512Mi)."""
+    gpu: Annotated[int, Field(ge=0)] | None = None
+    """Whole GPUs."""
+
+
+class SessionSpec(Model):
+    """What the user asked for."""
+
+    model_config = cel(
+        {
+            "rule": "has(self.environment) || has(self.image)",
+            "message": "one of spec.environment or spec.image is required",
+            "reason": "FieldValueRequired",
+        },
+        *[immutable(f, "session") for f in IMMUTABLE_FIELDS],
+    )
+
+    type: SessionType
+    """Kind of session: notebook, vscode, desktop, ssh, headless, carta, firefly or contributed."""
+    environment: ObjectName | None = None
+    """Name of the EnvironmentConfig the session runs in."""
+    image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    """Container image; overrides the environment's, or stands alone without one."""
+    resources: SessionResources | None = None
+    """CPU, memory and GPUs; defaults come from the environment."""
+    command: list[str] | None = None
+    """Entrypoint of the container (default: the environment's, then the image's)."""
+    args: list[str] | None = None
+    """Arguments of the entrypoint (default: the environment's, then the image's)."""
+    env: list[EnvVar] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_NAME)
+    """Environment variables, added to the environment's."""
+    replicas: Annotated[int, Field(ge=1, le=256)] = 1
+    """Number of pods; `kubectl scale` changes it."""
+    drive: ObjectName | None = None
+    """Name of the Drive holding the session's files (default: the user's default drive,
+    none for headless sessions)."""
+    timeout: Seconds | None = None
+    """Seconds until the session ends, -1 for never. Idle time for browser types,
+    absolute for ssh and headless. Default: the environment's."""
+    user: Annotated[str, Field(max_length=253)] | None = None
+    """The user who created the session, recorded at admission."""
+
+    @model_validator(mode="after")
+    def _environment_or_image(self) -> SessionSpec:
+        # The same rule as the CEL one above, so the client says it first.
+        if self.environment is None and self.image is None:
+            raise ValueError("one of spec.environment or spec.image is required")
+        return self
+
+
+class Endpoint(Model):
+    """How to reach one interface of the session."""
+
+    name: str
+    """Interface name (jupyterlab, vscode, ssh, desktop, http)."""
+    url: str
+    """URL of an http interface, or the ssh command of an ssh one."""
+    ready: bool = False
+    """Whether the interface answers."""
+
+
+class Requested(Model):
+    """Resources the session's pods request, resolved from the session and its environment."""
+
+    cpu: Quantity | None = None
+    """CPU cores per pod."""
+    memory: Quantity | None = None
+    """Memory per pod."""
+    gpu: Annotated[int, Field(ge=0)] | None = None
+    """GPUs per pod."""
+
+
+class Usage(Model):
+    """Resources in use, reported by the session's agent."""
+
+    cpu_cores: float | None = None
+    """CPU cores in use."""
+    memory: Quantity | None = None
+    """Memory in use."""
+    gpu_utilization: float | None = None
+    """GPU utilization, in percent."""
+    gpu_memory: Quantity | None = None
+    """GPU memory in use."""
+
+
+class SessionStatus(Model):
+    """What the operator observed, written only by the operator."""
+
+    phase: Phase | None = None
+    """Pending, Running, Succeeded, Failed, Terminating or Expired."""
+    conditions: list[Condition] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_TYPE)
+    """Ready summarises; Scheduled, DriveReady and one per interface (JupyterlabReady...)."""
+    observed_generation: int | None = None
+    """The .metadata.generation this status describes."""
+    connect_url: str | None = Field(default=None, alias="connectURL")
+    """Where to connect: the first http endpoint, or the ssh command."""
+    endpoints: list[Endpoint] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_NAME)
+    """Every interface, with its URL and readiness."""
+    replicas: int | None = None
+    """Pods that exist."""
+    ready_replicas: int | None = None
+    """Pods that are Ready."""
+    start_time: datetime | None = None
+    """When the session first ran."""
+    expiry_time: datetime | None = None
+    """When the session ends unless renewed or active."""
+    last_activity_time: datetime | None = None
+    """When activity was last seen."""
+    last_activity_source: str | None = None
+    """Which signal saw it (jupyter, ssh, cpu, gpu...)."""
+    timeout_mode: TimeoutMode | None = None
+    """idle, absolute or none."""
+    requested: Requested | None = None
+    """Resolved resources per pod."""
+    usage: Usage | None = None
+    """Resources in use."""
+    drive: str | None = None
+    """The Drive the session holds."""
+    reason: str | None = None
+    """Why the session stopped (CamelCase)."""
+    message: str | None = None
+    """Details of why it stopped."""
+    selector: str | None = None
+    """Label selector of the session's pods, for the scale subresource."""
+
+
+class Session(Model):
+    """A compute session: an interactive workspace or a headless batch run."""
+
+    api_version: Literal["kabin.dev/v1alpha1"] = "kabin.dev/v1alpha1"
+    kind: Literal["Session"] = "Session"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: SessionSpec
+    status: SessionStatus | None = None

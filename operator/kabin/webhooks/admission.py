@@ -1,0 +1,94 @@
+"""The admission handlers: thin, they read what they need and call `kabin.logic`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from kabin import k8s
+from kabin.api.meta import GROUP
+from kabin.api.session import SessionSpec
+from kabin.logic.admission import Operation, check_session, explain, stamp_owner
+from kabin.settings import OperatorSettings
+from kabin.webhooks import server
+
+
+@kopf.on.startup()
+async def serve(*, settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Serve the webhooks (and register them, locally) before any watch starts."""
+    server.configure(settings, OperatorSettings())
+
+
+@kopf.on.cleanup()
+async def disconnect(**_: Any) -> None:
+    """Close the API client at shutdown."""
+    await k8s.close_shared()
+
+
+def _stamp(
+    field: str, *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, kwargs: Any
+) -> None:
+    # kopf passes `old` and `operation` outside its typed protocol, in **kwargs.
+    operation: Operation = kwargs["operation"]
+    key = field.rsplit(".", 1)[-1]
+    previous = (kwargs.get("old") or {}).get("spec", {}).get(key)
+    value, problem = stamp_owner(
+        field=field,
+        operation=operation,
+        given=spec.get(key),
+        previous=previous,
+        username=userinfo.get("username", ""),
+        groups=userinfo.get("groups", []),
+        admin_groups=OperatorSettings().admin_groups,
+    )
+    if problem is not None:
+        raise kopf.AdmissionError(str(problem), code=403 if operation == "CREATE" else 422)
+    if value is not None:
+        patch.spec[key] = value
+
+
+@kopf.on.mutate(GROUP, "sessions", id="session-user", operations=["CREATE", "UPDATE"])
+def session_user(
+    *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any
+) -> None:
+    """Record the creating user in spec.user; refuse forgeries and changes."""
+    _stamp("spec.user", spec=spec, userinfo=userinfo, patch=patch, kwargs=kwargs)
+
+
+@kopf.on.mutate(GROUP, "drives", id="drive-owner", operations=["CREATE", "UPDATE"])
+def drive_owner(
+    *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any
+) -> None:
+    """Record the creating user in spec.owner; refuse forgeries and changes."""
+    _stamp("spec.owner", spec=spec, userinfo=userinfo, patch=patch, kwargs=kwargs)
+
+
+@kopf.on.validate(GROUP, "sessions", id="session-fits", operations=["CREATE", "UPDATE"])
+async def session_fits(
+    *, spec: kopf.Spec, body: kopf.Body, namespace: str | None, **kwargs: Any
+) -> None:
+    """Refuse a session its environment does not serve or allow, or whose drive is missing."""
+    if body.metadata.get("deletionTimestamp"):
+        return  # finalizers being removed: nothing the user asked for changes
+    old = kwargs.get("old")
+    try:
+        new = SessionSpec.model_validate(dict(spec))
+        previous = SessionSpec.model_validate(old["spec"]) if old and "spec" in old else None
+    except ValidationError:
+        return  # the schema and CEL rules refuse it, with their own messages
+    api = await k8s.shared()
+    environment = await k8s.get_environment(api, new.environment) if new.environment else None
+    drive_exists = None
+    if new.drive is not None and previous is None and namespace:
+        drive_exists = await k8s.get_drive(api, namespace, new.drive) is not None
+    problems = check_session(
+        spec=new,
+        namespace=namespace or "",
+        environment=environment.spec if environment else None,
+        drive_exists=drive_exists,
+        old=previous,
+    )
+    if problems:
+        raise kopf.AdmissionError(explain(problems), code=422)
