@@ -52,7 +52,7 @@ test: lint
 up: venv cluster-up
 	@export KUBECONFIG=$(KUBECONFIG_LOCAL) PATH="$$(hack/controlplane/build.sh):$$PATH"; \
 	if compgen -G 'crds/*.yaml' >/dev/null; then \
-	  kubectl apply --server-side -f crds/ && kubectl wait --for=condition=Established --timeout=60s -f crds/; fi; \
+	  kubectl apply --server-side -k crds/ && kubectl wait --for=condition=Established --timeout=60s crd/sessions.kabin.dev crd/drives.kabin.dev crd/environmentconfigs.kabin.dev; fi; \
 	if compgen -G 'examples/*.yaml' >/dev/null; then kubectl apply --server-side -f examples/; fi; \
 	echo; echo "The operator runs in the foreground (Ctrl-C stops it). In another shell:"; \
 	echo "  export KUBECONFIG=$(KUBECONFIG_LOCAL)"; \

@@ -158,10 +158,17 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
     """
     from kopf.testing import KopfRunner
 
-    env = {"KABIN_ERROR_BACKOFFS": "[0.1, 0.5, 1]", "KABIN_METRICS_PORT": "0"}
+    env = {
+        "KABIN_ERROR_BACKOFFS": "[0.1, 0.5, 1]",
+        "KABIN_METRICS_PORT": "0",
+        "KABIN_IMAGE_PULL_GRACE": "2",
+        "KABIN_RESYNC_INTERVAL": "30",
+        # Sessions in namespaces named k-* belong to operators that tests start and kill.
+        "KABIN_NAMESPACES": "[]",
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    args = ["run", "--all-namespaces", "--standalone", "--verbose"]
+    args = ["run", "--namespace", "*,!k-*", "--standalone", "--verbose"]
     args += ["-m", "kabin.handlers", "-m", "kabin.webhooks"]
     try:
         with KopfRunner(args, timeout=60) as runner:

@@ -43,6 +43,31 @@ class OperatorSettings(BaseSettings):
         description="Register the webhook configurations at start-up. Turn off when the "
         "manifests install them (in a cluster).",
     )
+    ingress_host: str = Field(
+        default="kabin.localtest.me",
+        description="Host name of the Ingress that routes http interfaces: "
+        "https://<host>/session/<type>/<namespace>/<name>/.",
+    )
+    ingress_class: str | None = Field(
+        default=None, description="IngressClass of session Ingresses (default: the cluster's)."
+    )
+    ssh_host: str | None = Field(
+        default=None, description="Host name in ssh connect strings (default: ingress_host)."
+    )
+    ssh_service_type: str = Field(
+        default="NodePort",
+        pattern="^(NodePort|LoadBalancer|ClusterIP)$",
+        description="Service type exposing ssh interfaces.",
+    )
+    image_pull_grace: float = Field(
+        default=120,
+        ge=0,
+        description="Seconds a pod may fail to pull its image before the "
+        "session fails (registries can be briefly unreachable).",
+    )
+    resync_interval: float = Field(
+        default=300, gt=0, description="Seconds between full re-reconciles of every session."
+    )
     error_backoffs: tuple[float, ...] = Field(
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",

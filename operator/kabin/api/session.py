@@ -134,6 +134,15 @@ class Usage(Model):
     """GPU memory in use."""
 
 
+class Renewal(Model):
+    """A renew request the operator has acted on."""
+
+    token: str
+    """The value of the kabin.dev/renew annotation."""
+    time: datetime
+    """When the operator saw it; an absolute timeout restarts from here."""
+
+
 class SessionStatus(Model):
     """What the operator observed, written only by the operator."""
 
@@ -173,6 +182,8 @@ class SessionStatus(Model):
     """Details of why it stopped."""
     selector: str | None = None
     """Label selector of the session's pods, for the scale subresource."""
+    renewal: Renewal | None = None
+    """The last renew (annotation kabin.dev/renew) the operator acted on."""
 
 
 class Session(Model):

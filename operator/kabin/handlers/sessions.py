@@ -1,0 +1,247 @@
+"""The Session reconciler: one level-triggered path for create, update and resume.
+
+Any event of a Session or of one of its pods, a deadline, or the periodic
+resync leads to the same `reconcile`: read everything fresh, compute the
+desired children and the status in `kabin.logic`, make the cluster match
+(creates that may repeat, deletes that may find nothing), and write the status
+only when it differs. Reconciles of one session never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+from prometheus_client import start_http_server
+
+from kabin import k8s
+from kabin.api.meta import GROUP
+from kabin.api.session import SessionSpec, SessionStatus
+from kabin.handlers import metrics
+from kabin.handlers.wakeups import Key, Wakeups
+from kabin.k8s import objects
+from kabin.logic import children, status
+from kabin.settings import OperatorSettings
+
+RENEW_ANNOTATION = "kabin.dev/renew"
+logger = logging.getLogger("kabin.sessions")
+
+_locks: dict[Key, asyncio.Lock] = {}
+_wakeups: Wakeups | None = None
+
+
+@kopf.on.startup()
+async def start(*, logger: kopf.Logger, **_: Any) -> None:
+    """Start the deadline task and, if asked, the metrics endpoint."""
+    global _wakeups
+    settings = OperatorSettings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+        logger.info("Metrics at :%d/metrics", settings.metrics_port)
+    _wakeups = Wakeups(_wake, resync=settings.resync_interval)
+    asyncio.get_running_loop().create_task(_wakeups.run(), name="kabin-wakeups")
+
+
+async def _wake(key: Key) -> None:
+    try:
+        await reconcile(*key)
+    except Exception:
+        logger.exception("Reconciling session %s/%s failed; retrying", *key)
+        if _wakeups is not None:
+            retry = OperatorSettings().error_backoffs[0]
+            _wakeups.at(key, datetime.fromtimestamp(time.time() + retry, UTC))
+
+
+@kopf.on.event(GROUP, "sessions")
+async def session_changed(*, type: str, name: str, namespace: str | None, **_: Any) -> None:
+    """A Session was created, changed or seen at start-up."""
+    if namespace is None:
+        return
+    if type == "DELETED":
+        _forget((namespace, name))
+        return
+    await _wake((namespace, name))
+
+
+@kopf.on.event("pods", labels={"app.kubernetes.io/managed-by": children.MANAGED_BY})
+async def pod_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    """One of a Session's pods changed: its session's status may have."""
+    session = labels.get(children.SESSION_LABEL)
+    if session and namespace:
+        await _wake((namespace, session))
+
+
+def _forget(key: Key) -> None:
+    _locks.pop(key, None)
+    metrics.observe_phase(key, None, "")
+    if _wakeups is not None:
+        _wakeups.forget(key)
+
+
+def _replica(pod: dict[str, Any]) -> int:
+    return int(pod["metadata"]["labels"].get(children.REPLICA_LABEL, "0"))
+
+
+async def reconcile(namespace: str, name: str) -> None:
+    """Make one Session's children and status match its spec. Safe to repeat."""
+    key = (namespace, name)
+    lock = _locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        started = time.monotonic()
+        session_type = await _reconcile(namespace, name)
+        if session_type is not None:
+            metrics.RECONCILE.labels(session_type).observe(time.monotonic() - started)
+
+
+async def _reconcile(namespace: str, name: str) -> str | None:
+    settings = OperatorSettings()
+    api = await k8s.shared()
+    raw = await objects.get_session(api, namespace, name)
+    if raw is None:
+        _forget((namespace, name))
+        return None
+    meta = raw["metadata"]
+    spec = SessionSpec.model_validate(raw["spec"])
+    previous = SessionStatus.model_validate(raw.get("status") or {})
+    env = await k8s.get_environment(api, spec.environment) if spec.environment else None
+    if spec.environment and env is None and not previous.phase:
+        kopf.warn(
+            cast(kopf.Body, raw),
+            reason="EnvironmentNotFound",
+            message=f'EnvironmentConfig "{spec.environment}" does not exist',
+        )
+        return spec.type
+    owner = children.Owner(name, namespace, meta["uid"], spec.user or "")
+    resolved = children.resolve(spec, env.spec if env else None)
+    selector = children.selector(owner)
+    deleting = bool(meta.get("deletionTimestamp"))
+
+    async def observe(previous: SessionStatus) -> status.Outcome:
+        pods = await objects.list_owned(api, "Pod", namespace, selector)
+        services = await objects.list_owned(api, "Service", namespace, selector)
+        observed = status.Observed(
+            spec=spec,
+            owner=owner,
+            resolved=resolved,
+            generation=meta.get("generation", 0),
+            previous=previous,
+            pods=pods,
+            services={s["metadata"]["name"]: s for s in services},
+            deleting=deleting,
+            renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
+        )
+        return status.compute(
+            observed,
+            now=datetime.now(UTC),
+            settings=status.Settings(
+                host=settings.ingress_host,
+                ssh_host=settings.ssh_host or settings.ingress_host,
+                image_pull_grace=settings.image_pull_grace,
+            ),
+        )
+
+    outcome = await observe(previous)
+    if not deleting and await _converge(api, raw, spec, owner, resolved, outcome, settings):
+        # What we just did is part of the status; what we decided (a terminal phase) stays.
+        outcome = await observe(outcome.status)
+
+    new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    old = raw.get("status") or {}
+    if new != old:
+        await objects.patch_session_status(
+            api, namespace, name, {**{k: None for k in old if k not in new}, **new}
+        )
+    for event in status.transitions(previous, outcome.status):
+        kopf.event(
+            cast(kopf.Body, raw), type=event.type, reason=event.reason, message=event.message
+        )
+    _record(raw, spec, previous, outcome.status)
+    if _wakeups is not None:
+        _wakeups.at((namespace, name), outcome.wake_at)
+    return spec.type
+
+
+async def _converge(
+    api: Any,
+    raw: dict[str, Any],
+    spec: SessionSpec,
+    owner: children.Owner,
+    resolved: children.Resolved,
+    outcome: status.Outcome,
+    settings: OperatorSettings,
+) -> bool:
+    """Create and delete children so they match the spec; True if anything changed."""
+    phase = outcome.status.phase
+    pods = await objects.list_owned(api, "Pod", owner.namespace, children.selector(owner))
+    existing = {_replica(p): p for p in pods}
+    changed = False
+    if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
+        # Free the resources; finished headless pods stay for their logs.
+        for pod in pods:
+            if not pod["metadata"].get("deletionTimestamp"):
+                changed |= await objects.delete_pod(api, owner.namespace, pod["metadata"]["name"])
+        return changed
+    if phase in status.TERMINAL:
+        return False
+
+    created = []
+    for replica in range(1, spec.replicas + 1):
+        if replica not in existing:
+            pod = children.build_pod(
+                owner=owner, spec=spec, resolved=resolved, replica=replica, replicas=spec.replicas
+            )
+            if await objects.create_pod(api, pod):
+                created.append(replica)
+    removed = []
+    for replica in sorted(existing, reverse=True):  # scale down from the highest
+        pod = existing[replica]
+        if (
+            replica > spec.replicas
+            and not pod["metadata"].get("deletionTimestamp")
+            and await objects.delete_pod(api, owner.namespace, pod["metadata"]["name"])
+        ):
+            removed.append(replica)
+    if existing and (created or removed):
+        kopf.event(
+            cast(kopf.Body, raw),
+            type="Normal",
+            reason="Scaled",
+            message=f"scaled to {spec.replicas} replicas "
+            f"(added {created or 'none'}, removed {removed or 'none'})",
+        )
+
+    wanted = children.build_services(
+        owner=owner, spec=spec, resolved=resolved, ssh_service_type=settings.ssh_service_type
+    )
+    ingress = children.build_ingress(
+        owner=owner,
+        spec=spec,
+        resolved=resolved,
+        host=settings.ingress_host,
+        ingress_class=settings.ingress_class,
+    )
+    for obj in [*wanted, *([ingress] if ingress else [])]:
+        await objects.apply(api, obj)
+    return bool(created or removed)
+
+
+def _record(
+    raw: dict[str, Any], spec: SessionSpec, previous: SessionStatus, current: SessionStatus
+) -> None:
+    key = (raw["metadata"]["namespace"], raw["metadata"]["name"])
+    metrics.observe_phase(key, current.phase, spec.type)
+    if current.phase == "Failed" and previous.phase != "Failed":
+        metrics.FAILURES.labels(current.reason or "Unknown").inc()
+    was_ready = any(c.type == "Ready" and c.status == "True" for c in previous.conditions or [])
+    is_ready = any(c.type == "Ready" and c.status == "True" for c in current.conditions or [])
+    if is_ready and not was_ready:
+        created = datetime.fromisoformat(
+            raw["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+        )
+        metrics.TIME_TO_READY.labels(spec.type).observe(
+            (datetime.now(UTC) - created).total_seconds()
+        )
