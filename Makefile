@@ -49,15 +49,8 @@ unit: venv
 test: lint
 	$(BIN)/pytest
 
-up: venv cluster-up
-	@export KUBECONFIG=$(KUBECONFIG_LOCAL) PATH="$$(hack/controlplane/build.sh):$$PATH"; \
-	if compgen -G 'crds/*.yaml' >/dev/null; then \
-	  kubectl apply --server-side -k crds/ && kubectl wait --for=condition=Established --timeout=60s crd/sessions.kabin.dev crd/drives.kabin.dev crd/environmentconfigs.kabin.dev; fi; \
-	if compgen -G 'examples/*.yaml' >/dev/null; then kubectl apply --server-side -f examples/; fi; \
-	echo; echo "The operator runs in the foreground (Ctrl-C stops it). In another shell:"; \
-	echo "  export KUBECONFIG=$(KUBECONFIG_LOCAL)"; \
-	echo "  kubectl get kabin -A --watch"; echo; \
-	exec $(BIN)/kabin operator
+up: venv
+	hack/up.sh
 
 clean: cluster-down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

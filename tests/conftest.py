@@ -172,6 +172,7 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
     args += ["-m", "kabin.handlers", "-m", "kabin.webhooks"]
     try:
         with KopfRunner(args, timeout=60) as runner:
+            _wait_until_reconciling()
             yield runner
     finally:
         for key, value in saved.items():
@@ -181,3 +182,64 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
                 os.environ[key] = value
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+@pytest.fixture(scope="session")
+def environments(operator: object) -> None:
+    """The example EnvironmentConfigs, published as an administrator would."""
+    for f in sorted((ROOT / "examples").glob("envcfg-*.yaml")):
+        subprocess.run(
+            ["kubectl", "apply", "--server-side", "-f", str(f)], check=True, capture_output=True
+        )
+
+
+def _wait_until_reconciling(within: float = 60) -> None:
+    """Block until the operator has reconciled a Session in a new namespace.
+
+    kopf discovers kabin's resources and the namespaces to watch while it starts;
+    a session created meanwhile can wait for the next resync. Tests start after.
+    """
+    import time
+
+    name = f"t-operator-ready-{uuid.uuid4().hex[:5]}"
+    subprocess.run(["kubectl", "create", "namespace", name], check=True, capture_output=True)
+    session = (
+        '{"apiVersion": "kabin.dev/v1alpha1", "kind": "Session", "metadata": {"name": "probe"},'
+        ' "spec": {"type": "headless", "image": "busybox"}}'
+    )
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            subprocess.run(
+                ["kubectl", "apply", "-n", name, "-f", "-"],
+                input=session,
+                text=True,
+                capture_output=True,
+                check=False,
+            )
+            phase = subprocess.run(
+                [
+                    "kubectl",
+                    "get",
+                    "session",
+                    "probe",
+                    "-n",
+                    name,
+                    "-o",
+                    "jsonpath={.status.phase}",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if phase:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the operator did not reconcile a probe session in time")
+            time.sleep(0.2)
+    finally:
+        subprocess.run(
+            ["kubectl", "delete", "namespace", name, "--wait=false"],
+            capture_output=True,
+            check=False,
+        )

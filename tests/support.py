@@ -95,3 +95,18 @@ async def kubectl_apply(
     if dry_run:
         argv.append("--dry-run=server")
     return await command(*argv, stdin=yaml.safe_dump(manifest))
+
+
+async def present(read: Callable[[], Awaitable[T]], *, within: float = 30.0) -> T:
+    """Wait until `read` finds the object (404 Not Found means: not yet); return it."""
+    from kubernetes_asyncio.client.rest import ApiException
+
+    async def probe() -> T:
+        try:
+            return await read()
+        except ApiException as e:
+            if e.status == 404:
+                raise AssertionError("not there yet") from e
+            raise
+
+    return await eventually(probe, timeout=within)

@@ -17,24 +17,13 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.support import eventually, gone, kubectl_apply, run
+from tests.support import eventually, gone, kubectl_apply, present, run
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 GROUP, VERSION = "kabin.dev", "v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def environments(operator: object) -> None:
-    """The example EnvironmentConfigs, as an administrator publishes them."""
-    import subprocess
-
-    for f in sorted(EXAMPLES.glob("envcfg-*.yaml")):
-        subprocess.run(
-            ["kubectl", "apply", "--server-side", "-f", str(f)], check=True, capture_output=True
-        )
 
 
 def session(name: str, **spec: Any) -> dict[str, Any]:
@@ -324,6 +313,17 @@ async def test_image_that_cannot_be_pulled_fails_the_session(
     await eventually(lambda: _has_pods(api, namespace, "typo", 0))
 
 
+async def test_interactive_session_that_keeps_crashing_fails(
+    api: client.ApiClient, operator: object, namespace: str
+) -> None:
+    await create(namespace, session("crashy", type="notebook", image="example.org/nb:1"))
+    await until(api, namespace, "crashy", lambda o: _phase(o, "Running"))
+    await finish(api, namespace, "crashy-1", 1)  # restartPolicy Always: CrashLoopBackOff
+    obj = await until(api, namespace, "crashy", lambda o: _phase(o, "Failed"))
+    assert obj["status"]["reason"] == "CrashLoopBackOff"
+    assert "last exit code 1" in obj["status"]["message"]
+
+
 async def test_ssh_session_expires_on_time_and_a_renew_moves_its_expiry(
     api: client.ApiClient, environments: None, namespace: str
 ) -> None:
@@ -368,8 +368,8 @@ async def test_deleting_a_session_removes_all_its_children(
     await create(namespace, session("doomed", type="notebook", environment="notebook", replicas=2))
     await eventually(lambda: _has_pods(api, namespace, "doomed", 2))
     core, net = client.CoreV1Api(api), client.NetworkingV1Api(api)
-    await eventually(lambda: core.read_namespaced_service("doomed", namespace))
-    await eventually(lambda: net.read_namespaced_ingress("doomed", namespace))
+    await present(lambda: core.read_namespaced_service("doomed", namespace))
+    await present(lambda: net.read_namespaced_ingress("doomed", namespace))
 
     await client.CustomObjectsApi(api).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, "sessions", "doomed"

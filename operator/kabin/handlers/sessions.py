@@ -4,7 +4,7 @@ Any event of a Session or of one of its pods, a deadline, or the periodic
 resync leads to the same `reconcile`: read everything fresh, compute the
 desired children and the status in `kabin.logic`, make the cluster match
 (creates that may repeat, deletes that may find nothing), and write the status
-only when it differs. Reconciles of one session never overlap.
+only when it differs. Reconciles of one session never overlap (the work queue in `wakeups`).
 """
 
 from __future__ import annotations
@@ -30,25 +30,35 @@ from kabin.settings import OperatorSettings
 RENEW_ANNOTATION = "kabin.dev/renew"
 logger = logging.getLogger("kabin.sessions")
 
-_locks: dict[Key, asyncio.Lock] = {}
 _wakeups: Wakeups | None = None
+_loop_task: asyncio.Task[None] | None = None
 
 
 @kopf.on.startup()
 async def start(*, logger: kopf.Logger, **_: Any) -> None:
-    """Start the deadline task and, if asked, the metrics endpoint."""
-    global _wakeups
+    """Start the work queue and, if asked, the metrics endpoint."""
+    global _wakeups, _loop_task
     settings = OperatorSettings()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         logger.info("Metrics at :%d/metrics", settings.metrics_port)
-    _wakeups = Wakeups(_wake, resync=settings.resync_interval)
-    asyncio.get_running_loop().create_task(_wakeups.run(), name="kabin-wakeups")
+    _wakeups = Wakeups(_reconcile_logged, resync=settings.resync_interval)
+    _loop_task = asyncio.get_running_loop().create_task(_wakeups.run(), name="kabin-wakeups")
 
 
-async def _wake(key: Key) -> None:
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    """Stop the work queue and any reconcile in flight (a restart converges anyway)."""
+    if _loop_task is not None:
+        _loop_task.cancel()
+        await asyncio.gather(_loop_task, return_exceptions=True)
+
+
+async def _reconcile_logged(key: Key) -> None:
     try:
         await reconcile(*key)
+    except asyncio.CancelledError:
+        raise
     except Exception:
         logger.exception("Reconciling session %s/%s failed; retrying", *key)
         if _wakeups is not None:
@@ -58,25 +68,27 @@ async def _wake(key: Key) -> None:
 
 @kopf.on.event(GROUP, "sessions")
 async def session_changed(*, type: str, name: str, namespace: str | None, **_: Any) -> None:
-    """A Session was created, changed or seen at start-up."""
-    if namespace is None:
+    """A Session was created, changed or seen at start-up: queue a reconcile.
+
+    Async (though it awaits nothing) so that kopf runs it in the event loop, not a thread.
+    """
+    if namespace is None or _wakeups is None:
         return
     if type == "DELETED":
         _forget((namespace, name))
         return
-    await _wake((namespace, name))
+    _wakeups.now((namespace, name))
 
 
 @kopf.on.event("pods", labels={"app.kubernetes.io/managed-by": children.MANAGED_BY})
 async def pod_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
     """One of a Session's pods changed: its session's status may have."""
     session = labels.get(children.SESSION_LABEL)
-    if session and namespace:
-        await _wake((namespace, session))
+    if session and namespace and _wakeups is not None:
+        _wakeups.now((namespace, session))
 
 
 def _forget(key: Key) -> None:
-    _locks.pop(key, None)
     metrics.observe_phase(key, None, "")
     if _wakeups is not None:
         _wakeups.forget(key)
@@ -87,14 +99,12 @@ def _replica(pod: dict[str, Any]) -> int:
 
 
 async def reconcile(namespace: str, name: str) -> None:
-    """Make one Session's children and status match its spec. Safe to repeat."""
-    key = (namespace, name)
-    lock = _locks.setdefault(key, asyncio.Lock())
-    async with lock:
-        started = time.monotonic()
-        session_type = await _reconcile(namespace, name)
-        if session_type is not None:
-            metrics.RECONCILE.labels(session_type).observe(time.monotonic() - started)
+    """Make one Session's children and status match its spec. Safe to repeat; the work
+    queue never runs two for one session at once."""
+    started = time.monotonic()
+    session_type = await _reconcile(namespace, name)
+    if session_type is not None:
+        metrics.RECONCILE.labels(session_type).observe(time.monotonic() - started)
 
 
 async def _reconcile(namespace: str, name: str) -> str | None:

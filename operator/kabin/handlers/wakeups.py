@@ -1,10 +1,11 @@
-"""One task that wakes sessions at their deadlines, instead of a poller per session.
+"""The work queue of session reconciles, with deadlines, served by one task.
 
-Reconciles post the session's next deadline (its expiry); this task sleeps
-until the earliest one and reconciles that session then. A later reconcile
-replaces a session's deadline, so activity or a renew simply moves it. Every
-`resync_interval` it also re-reconciles every session it knows of, the
-level-triggered safety net behind the watch events.
+Watch events ask for a reconcile now; reconciles post the session's next
+deadline (its expiry). One task sleeps until the earliest deadline, instead of
+a poller per session. Like a controller work queue, a session is reconciled by
+at most one task at a time; requests that arrive meanwhile are folded into one
+more run after it. Every `resync` seconds every known session is reconciled
+again, the level-triggered safety net behind the watch events.
 """
 
 from __future__ import annotations
@@ -20,20 +21,40 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 class Wakeups:
-    """Deadlines of sessions, served by one sleeping task."""
+    """Deadlines and pending reconciles of sessions."""
 
     def __init__(
-        self, wake: Callable[[Key], Coroutine[None, None, None]], *, resync: float
+        self, reconcile: Callable[[Key], Coroutine[None, None, None]], *, resync: float
     ) -> None:
-        self._wake = wake
+        self._reconcile = reconcile
         self._resync = resync
         self._due: dict[Key, float] = {}  # monotonic deadline per session
         self._heap: list[tuple[float, Key]] = []
         self._known: set[Key] = set()
+        self._running: dict[Key, asyncio.Task[None]] = {}
+        self._again: set[Key] = set()
         self._changed = asyncio.Event()
 
+    def now(self, key: Key) -> None:
+        """Reconcile `key` as soon as possible (once, however often asked meanwhile)."""
+        self._known.add(key)
+        if key in self._running:
+            self._again.add(key)
+            return
+        task = asyncio.get_running_loop().create_task(self._run(key), name=f"reconcile {key}")
+        self._running[key] = task
+
+    async def _run(self, key: Key) -> None:
+        try:
+            await self._reconcile(key)
+        finally:
+            del self._running[key]
+            if key in self._again:
+                self._again.discard(key)
+                self.now(key)
+
     def at(self, key: Key, when: datetime | None) -> None:
-        """Wake `key` at `when` (wall clock), or never when None."""
+        """Reconcile `key` at `when` (wall clock); None: no deadline."""
         self._known.add(key)
         if when is None:
             self._due.pop(key, None)
@@ -50,20 +71,25 @@ class Wakeups:
         self._known.discard(key)
 
     async def run(self) -> None:
-        """Sleep until the next deadline or resync; wake whoever is due. Runs forever."""
+        """Sleep until the next deadline or resync; wake whoever is due. Runs until cancelled."""
         next_resync = time.monotonic() + self._resync
-        while True:
-            now = time.monotonic()
-            while self._heap and self._heap[0][0] <= now:
-                deadline, key = heapq.heappop(self._heap)
-                if self._due.get(key) == deadline:  # not superseded by a later reconcile
-                    del self._due[key]
-                    asyncio.create_task(self._wake(key))  # noqa: RUF006 (reconcile logs its errors)
-            if now >= next_resync:
-                next_resync = now + self._resync
-                for key in list(self._known):
-                    asyncio.create_task(self._wake(key))  # noqa: RUF006
-            until = min([next_resync, *(d for d, _ in self._heap[:1])])
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(until - time.monotonic(), 0))
+        try:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    deadline, key = heapq.heappop(self._heap)
+                    if self._due.get(key) == deadline:  # not superseded by a later one
+                        del self._due[key]
+                        self.now(key)
+                if now >= next_resync:
+                    next_resync = now + self._resync
+                    for key in list(self._known):
+                        self.now(key)
+                until = min([next_resync, *(d for d, _ in self._heap[:1])])
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), max(until - time.monotonic(), 0))
+        finally:
+            for task in list(self._running.values()):
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)

@@ -184,6 +184,7 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     running = [p for p in live if p.get("status", {}).get("phase") == "Running"]
     ready_pods = [p for p in running if _true(p, "Ready")]
+    succeeded = [p for p in live if p.get("status", {}).get("phase") == "Succeeded"]
     head = next((p for p in live if _replica(p) == 1), None)
 
     # Renew: a new kabin.dev/renew value restarts an absolute timeout.
@@ -211,7 +212,7 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
         elif expiry is not None and now >= expiry:
             phase, reason = "Expired", "Timeout"
             message = f"the absolute timeout of {resolved.timeout} seconds ran out"
-        elif len(running) >= spec.replicas:
+        elif len(running) + len(succeeded) >= spec.replicas:
             phase, reason, message = "Running", None, None
         else:
             phase, reason, message = "Pending", None, None

@@ -1,0 +1,257 @@
+"""The pure builders: pods, Services and Ingress from a spec and an environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kabin.api.environment import EnvironmentConfigSpec
+from kabin.api.session import SessionSpec
+from kabin.logic import children
+
+OWNER = children.Owner(name="s", namespace="ns", uid="u-1", user="alice")
+GPU_ENV = EnvironmentConfigSpec.model_validate(
+    {
+        "image": "pt:1",
+        "interfaces": [
+            {"name": "jupyterlab", "port": 8888, "path": "/lab"},
+            {"name": "vscode", "port": 8080},
+        ],
+        "resources": {"default": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
+        "gpu": {"resourceName": "nvidia.com/mig-1g.10gb", "product": "NVIDIA-A100"},
+        "env": [{"name": "FROM_ENV", "value": "1"}],
+        "timeouts": {"default": 3600},
+        "podOverrides": {"nodeSelector": {"zone": "a"}, "priorityClassName": "interactive"},
+    }
+)
+SSH_ENV = EnvironmentConfigSpec.model_validate(
+    {"image": "ssh:1", "interfaces": [{"name": "ssh", "port": 2222}]}
+)
+
+
+def pod(
+    spec: dict[str, Any],
+    env: EnvironmentConfigSpec | None = GPU_ENV,
+    replica: int = 1,
+    replicas: int = 1,
+) -> dict[str, Any]:
+    parsed = SessionSpec.model_validate(spec)
+    return children.build_pod(
+        owner=OWNER,
+        spec=parsed,
+        resolved=children.resolve(parsed, env),
+        replica=replica,
+        replicas=replicas,
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "path", "expected"),
+    [
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.containers.0.resources",
+            {
+                "requests": {"cpu": "4", "memory": "16Gi"},
+                "limits": {"memory": "16Gi", "nvidia.com/mig-1g.10gb": "1"},
+            },
+        ),
+        (
+            {"type": "notebook", "environment": "e", "resources": {"gpu": 0, "cpu": "500m"}},
+            GPU_ENV,
+            "spec.containers.0.resources",
+            {"requests": {"cpu": "500m", "memory": "16Gi"}, "limits": {"memory": "16Gi"}},
+        ),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.nodeSelector",
+            {"zone": "a", "nvidia.com/gpu.product": "NVIDIA-A100"},
+        ),
+        (
+            {"type": "notebook", "environment": "e", "resources": {"gpu": 0}},
+            GPU_ENV,
+            "spec.nodeSelector",
+            {"zone": "a"},
+        ),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.tolerations",
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        ),
+        (
+            {"type": "notebook", "environment": "e", "resources": {"gpu": 0}},
+            GPU_ENV,
+            "spec.tolerations",
+            None,
+        ),
+        ({"type": "notebook", "environment": "e"}, GPU_ENV, "spec.restartPolicy", "Always"),
+        ({"type": "headless", "environment": "e"}, GPU_ENV, "spec.restartPolicy", "Never"),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.readinessGates",
+            [
+                {"conditionType": "kabin.dev/jupyterlab-ready"},
+                {"conditionType": "kabin.dev/vscode-ready"},
+            ],
+        ),
+        ({"type": "headless", "environment": "e"}, GPU_ENV, "spec.readinessGates", None),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.priorityClassName",
+            "interactive",
+        ),
+        (
+            {"type": "notebook", "environment": "e", "image": "mine:2"},
+            GPU_ENV,
+            "spec.containers.0.image",
+            "mine:2",
+        ),
+        (
+            {"type": "notebook", "environment": "e", "command": ["bash"]},
+            GPU_ENV,
+            "spec.containers.0.command",
+            ["bash"],
+        ),
+        ({"type": "ssh", "image": "x:1"}, None, "spec.containers.0.resources", {}),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "spec.securityContext",
+            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        ),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "metadata.ownerReferences.0.uid",
+            "u-1",
+        ),
+        (
+            {"type": "notebook", "environment": "e"},
+            GPU_ENV,
+            "metadata.labels",
+            {
+                "app.kubernetes.io/name": "kabin-session",
+                "app.kubernetes.io/instance": "s",
+                "app.kubernetes.io/component": "notebook",
+                "app.kubernetes.io/managed-by": "kabin",
+                "kabin.dev/session": "s",
+                "kabin.dev/replica": "1",
+            },
+        ),
+    ],
+    ids=[
+        "gpu-default-limits",
+        "cpu-only-request-no-cpu-limit",
+        "gpu-product-selector",
+        "cpu-only-no-product",
+        "gpu-toleration",
+        "cpu-only-no-toleration",
+        "interactive-restarts",
+        "headless-never-restarts",
+        "readiness-gates-per-interface",
+        "headless-no-gates",
+        "priority-override",
+        "session-image-wins",
+        "session-command-wins",
+        "no-resources",
+        "restricted-by-default",
+        "owned-by-session",
+        "labels",
+    ],
+)
+def test_build_pod(
+    spec: dict[str, Any], env: EnvironmentConfigSpec | None, path: str, expected: Any
+) -> None:
+    value: Any = pod(spec, env)
+    for part in path.split("."):
+        value = value[int(part)] if part.isdigit() else value.get(part)
+    assert value == expected
+
+
+def test_replica_environment() -> None:
+    built = pod(
+        {"type": "headless", "environment": "e", "env": [{"name": "X", "value": "y"}]},
+        replica=2,
+        replicas=4,
+    )
+    env = {e["name"]: e["value"] for e in built["spec"]["containers"][0]["env"]}
+    assert built["metadata"]["name"] == "s-2"
+    assert env["REPLICA_ID"] == "2"
+    assert env["REPLICA_COUNT"] == "4"
+    assert env["KABIN_SESSION"] == "s"
+    assert env["KABIN_USER"] == "alice"
+    assert env["KABIN_NAMESPACE"] == "ns"
+    assert env["KABIN_BASE_PATH"] == "/session/headless/ns/s/"
+    assert env["FROM_ENV"] == "1"
+    assert env["X"] == "y"
+
+
+def test_services_and_ingress_route_each_interface() -> None:
+    spec = SessionSpec.model_validate({"type": "notebook", "environment": "e"})
+    resolved = children.resolve(spec, GPU_ENV)
+    (service,) = children.build_services(
+        owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="NodePort"
+    )
+    assert service["spec"]["type"] == "ClusterIP"
+    assert [p["name"] for p in service["spec"]["ports"]] == ["jupyterlab", "vscode"]
+    assert service["spec"]["selector"] == {"kabin.dev/session": "s", "kabin.dev/replica": "1"}
+    ingress = children.build_ingress(
+        owner=OWNER, spec=spec, resolved=resolved, host="h", ingress_class="nginx"
+    )
+    assert ingress is not None
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert [
+        (p["path"], p["backend"]["service"]["port"]["name"])
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    ] == [("/session/notebook/ns/s/", "jupyterlab"), ("/session/notebook/ns/s/vscode/", "vscode")]
+
+
+def test_ssh_gets_its_own_service_of_the_configured_type_and_no_ingress() -> None:
+    spec = SessionSpec.model_validate({"type": "ssh", "environment": "e"})
+    resolved = children.resolve(spec, SSH_ENV)
+    (service,) = children.build_services(
+        owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="LoadBalancer"
+    )
+    assert service["metadata"]["name"] == "s-ssh"
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert (
+        children.build_ingress(
+            owner=OWNER, spec=spec, resolved=resolved, host="h", ingress_class=None
+        )
+        is None
+    )
+
+
+def test_headless_sessions_get_no_services() -> None:
+    spec = SessionSpec.model_validate({"type": "headless", "environment": "e"})
+    resolved = children.resolve(spec, GPU_ENV)
+    assert (
+        children.build_services(
+            owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="NodePort"
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "timeout", "mode"),
+    [
+        ({"type": "notebook", "environment": "e"}, GPU_ENV, 3600, "idle"),
+        ({"type": "ssh", "environment": "e"}, GPU_ENV, 3600, "absolute"),
+        ({"type": "headless", "environment": "e", "timeout": 60}, GPU_ENV, 60, "absolute"),
+        ({"type": "notebook", "environment": "e", "timeout": -1}, GPU_ENV, -1, "none"),
+        ({"type": "ssh", "image": "x"}, None, -1, "none"),
+    ],
+    ids=["browser-idle", "ssh-absolute", "headless-own-timeout", "never", "no-environment"],
+)
+def test_resolve_timeout(
+    spec: dict[str, Any], env: EnvironmentConfigSpec | None, timeout: int, mode: str
+) -> None:
+    resolved = children.resolve(SessionSpec.model_validate(spec), env)
+    assert (resolved.timeout, resolved.timeout_mode) == (timeout, mode)

@@ -1,0 +1,330 @@
+"""Status computed from observed pods and the clock, as tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kabin.api.environment import EnvironmentConfigSpec
+from kabin.api.session import Renewal, SessionSpec, SessionStatus
+from kabin.logic import children, status
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+OWNER = children.Owner(name="s", namespace="ns", uid="u", user="alice")
+NOTEBOOK = EnvironmentConfigSpec.model_validate(
+    {
+        "image": "nb:1",
+        "interfaces": [{"name": "jupyterlab", "port": 8888, "path": "/lab"}],
+        "timeouts": {"default": 60},
+    }
+)
+SETTINGS = status.Settings(host="h.example", ssh_host="ssh.example", image_pull_grace=30)
+
+
+def pod(
+    replica: int,
+    phase: str = "Running",
+    *,
+    ready: bool = True,
+    gates: dict[str, bool] | None = None,
+    scheduled: tuple[str, str] | None = None,
+    waiting: str | None = None,
+    exit_code: int | None = None,
+    age: float = 60,
+) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": str(ready)}]
+    for gate, ok in (gates or {}).items():
+        conditions.append({"type": f"kabin.dev/{gate}-ready", "status": str(ok)})
+    if scheduled:
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": scheduled[0],
+                "message": scheduled[1],
+            }
+        )
+    state: dict[str, Any] = {"running": {}}
+    if waiting:
+        state = {"waiting": {"reason": waiting, "message": f"{waiting} happened"}}
+    if exit_code is not None:
+        state = {"terminated": {"exitCode": exit_code}}
+    return {
+        "metadata": {
+            "name": f"s-{replica}",
+            "creationTimestamp": (NOW - timedelta(seconds=age)).isoformat(),
+        },
+        "spec": {"nodeName": None if scheduled else "cpu-1"},
+        "status": {
+            "phase": phase,
+            "conditions": conditions,
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "image": "nb:1",
+                    "state": state,
+                    "lastState": {"terminated": {"exitCode": 2}},
+                }
+            ],
+        },
+    }
+
+
+def compute(
+    spec: dict[str, Any],
+    pods: list[dict[str, Any]],
+    previous: SessionStatus | None = None,
+    env: EnvironmentConfigSpec | None = NOTEBOOK,
+    renew: str | None = None,
+    now: datetime = NOW,
+) -> status.Outcome:
+    parsed = SessionSpec.model_validate({"environment": "nb", **spec})
+    observed = status.Observed(
+        spec=parsed,
+        owner=OWNER,
+        resolved=children.resolve(parsed, env),
+        generation=1,
+        previous=previous or SessionStatus(),
+        pods=pods,
+        services={},
+        renew=renew,
+    )
+    return status.compute(observed, now=now, settings=SETTINGS)
+
+
+def conditions(outcome: status.Outcome) -> dict[str, str]:
+    return {c.type: c.status for c in outcome.status.conditions or []}
+
+
+@pytest.mark.parametrize(
+    ("spec", "pods", "phase", "ready", "reason"),
+    [
+        ({"type": "notebook"}, [], "Pending", "False", None),
+        (
+            {"type": "notebook"},
+            [pod(1, "Pending", ready=False, scheduled=("Unschedulable", "0/6 nodes"))],
+            "Pending",
+            "False",
+            None,
+        ),
+        (
+            {"type": "notebook"},
+            [pod(1, ready=False, gates={"jupyterlab": False})],
+            "Running",
+            "False",
+            None,
+        ),
+        ({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})], "Running", "True", None),
+        (
+            {"type": "notebook", "replicas": 2},
+            [pod(1, gates={"jupyterlab": True})],
+            "Pending",
+            "False",
+            None,
+        ),
+        (
+            {"type": "notebook"},
+            [pod(1, "Pending", ready=False, waiting="ErrImagePull", age=10)],
+            "Pending",
+            "False",
+            None,
+        ),
+        (
+            {"type": "notebook"},
+            [pod(1, "Pending", ready=False, waiting="ErrImagePull", age=31)],
+            "Failed",
+            "False",
+            "ErrImagePull",
+        ),
+        (
+            {"type": "notebook"},
+            [pod(1, "Pending", ready=False, waiting="InvalidImageName", age=0)],
+            "Failed",
+            "False",
+            "InvalidImageName",
+        ),
+        (
+            {"type": "notebook"},
+            [pod(1, ready=False, waiting="CrashLoopBackOff")],
+            "Failed",
+            "False",
+            "CrashLoopBackOff",
+        ),
+        (
+            {"type": "headless", "replicas": 2},
+            [pod(1, "Succeeded", exit_code=0), pod(2)],
+            "Running",
+            "False",
+            None,
+        ),
+        (
+            {"type": "headless", "replicas": 2},
+            [pod(1, "Succeeded", exit_code=0), pod(2, "Succeeded", exit_code=0)],
+            "Succeeded",
+            "False",
+            "Completed",
+        ),
+        (
+            {"type": "headless", "replicas": 2},
+            [pod(1, "Succeeded", exit_code=0), pod(2, "Failed", exit_code=3)],
+            "Failed",
+            "False",
+            "ReplicaFailed",
+        ),
+    ],
+    ids=[
+        "no-pods-yet",
+        "unschedulable",
+        "running-interface-not-answering",
+        "ready",
+        "missing-replica",
+        "pull-error-within-grace",
+        "pull-error-past-grace",
+        "invalid-image",
+        "crash-loop",
+        "headless-half-done",
+        "headless-all-succeeded",
+        "headless-one-failed",
+    ],
+)
+def test_phase_and_ready(
+    spec: dict[str, Any], pods: list[dict[str, Any]], phase: str, ready: str, reason: str | None
+) -> None:
+    outcome = compute(spec, pods)
+    assert outcome.status.phase == phase
+    assert conditions(outcome)["Ready"] == ready
+    assert outcome.status.reason == reason
+
+
+def test_failed_replica_message_names_replica_and_exit_code() -> None:
+    outcome = compute(
+        {"type": "headless", "replicas": 4},
+        [pod(1, "Succeeded", exit_code=0), pod(3, "Failed", exit_code=3)],
+    )
+    assert outcome.status.message == "replica 3 of 4 (pod s-3) failed with exit code 3"
+
+
+def test_scheduled_condition_carries_the_schedulers_message() -> None:
+    message = "0/6 nodes are available: 2 Insufficient nvidia.com/gpu."
+    outcome = compute(
+        {"type": "notebook"}, [pod(1, "Pending", ready=False, scheduled=("Unschedulable", message))]
+    )
+    scheduled = next(c for c in outcome.status.conditions or [] if c.type == "Scheduled")
+    assert (scheduled.status, scheduled.reason, scheduled.message) == (
+        "False",
+        "Unschedulable",
+        message,
+    )
+
+
+def test_endpoints_and_connect_url() -> None:
+    outcome = compute({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})])
+    assert outcome.status.connect_url == "https://h.example/session/notebook/ns/s/lab"
+    assert [(e.name, e.ready) for e in outcome.status.endpoints or []] == [("jupyterlab", True)]
+    assert conditions(outcome)["JupyterlabReady"] == "True"
+
+
+def test_terminal_phases_stay() -> None:
+    before = SessionStatus(phase="Expired", reason="Timeout")
+    outcome = compute({"type": "ssh"}, [pod(1)], previous=before)
+    assert outcome.status.phase == "Expired"
+    assert outcome.wake_at is None
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    first = compute({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})])
+    later = compute(
+        {"type": "notebook"},
+        [pod(1, gates={"jupyterlab": True})],
+        previous=first.status,
+        now=NOW + timedelta(minutes=5),
+    )
+    ready = next(c for c in later.status.conditions or [] if c.type == "Ready")
+    assert ready.last_transition_time == NOW
+    flipped = compute(
+        {"type": "notebook"},
+        [pod(1, ready=False, gates={"jupyterlab": False})],
+        previous=later.status,
+        now=NOW + timedelta(minutes=6),
+    )
+    ready = next(c for c in flipped.status.conditions or [] if c.type == "Ready")
+    assert ready.last_transition_time == NOW + timedelta(minutes=6)
+
+
+SSH = {"type": "ssh", "timeout": 60}
+
+
+@pytest.mark.parametrize(
+    ("previous", "renew", "now", "phase", "expiry"),
+    [
+        (None, None, NOW, "Running", NOW + timedelta(seconds=60)),
+        (
+            SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=59)),
+            None,
+            NOW,
+            "Running",
+            NOW + timedelta(seconds=1),
+        ),
+        (
+            SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=60)),
+            None,
+            NOW,
+            "Expired",
+            NOW,
+        ),
+        (
+            SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=50)),
+            "r1",
+            NOW,
+            "Running",
+            NOW + timedelta(seconds=60),
+        ),
+        (
+            SessionStatus(
+                phase="Running",
+                start_time=NOW - timedelta(seconds=50),
+                renewal=Renewal(token="r1", time=NOW - timedelta(seconds=30)),
+            ),
+            "r1",
+            NOW,
+            "Running",
+            NOW + timedelta(seconds=30),
+        ),
+    ],
+    ids=[
+        "starts-now",
+        "one-second-left",
+        "expires-on-the-dot",
+        "renew-restarts",
+        "same-renew-is-not-new",
+    ],
+)
+def test_absolute_timeout(
+    previous: SessionStatus | None, renew: str | None, now: datetime, phase: str, expiry: datetime
+) -> None:
+    outcome = compute(
+        {**SSH, "image": "x"}, [pod(1)], previous=previous, env=None, renew=renew, now=now
+    )
+    assert outcome.status.phase == phase
+    assert outcome.status.expiry_time == expiry
+    if phase == "Running":
+        assert outcome.wake_at == expiry
+
+
+def test_idle_sessions_are_not_culled_by_absolute_time() -> None:
+    before = SessionStatus(phase="Running", start_time=NOW - timedelta(hours=5))
+    outcome = compute({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})], previous=before)
+    assert outcome.status.timeout_mode == "idle"
+    assert outcome.status.phase == "Running"
+
+
+def test_events_for_transitions() -> None:
+    before = compute({"type": "notebook"}, [pod(1, ready=False, gates={"jupyterlab": False})])
+    after = compute(
+        {"type": "notebook"}, [pod(1, gates={"jupyterlab": True})], previous=before.status
+    )
+    reasons = [e.reason for e in status.transitions(before.status, after.status)]
+    assert reasons == ["Ready"]
+    assert [e.reason for e in status.transitions(SessionStatus(), before.status)] == ["Scheduled"]
