@@ -158,17 +158,17 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
     """
     from kopf.testing import KopfRunner
 
-    env = {
+    env: dict[str, str] = {
         "KABIN_ERROR_BACKOFFS": "[0.1, 0.5, 1]",
         "KABIN_METRICS_PORT": "0",
         "KABIN_IMAGE_PULL_GRACE": "2",
         "KABIN_RESYNC_INTERVAL": "30",
         # Sessions in namespaces named k-* belong to operators that tests start and kill.
-        "KABIN_NAMESPACES": "[]",
+        "KABIN_EXCLUDE_NAMESPACES": '["k-*"]',
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    args = ["run", "--namespace", "*,!k-*", "--standalone", "--verbose"]
+    args = ["run", "--all-namespaces", "--standalone", "--verbose"]
     args += ["-m", "kabin.handlers", "-m", "kabin.webhooks"]
     try:
         with KopfRunner(args, timeout=60) as runner:
@@ -193,11 +193,23 @@ def environments(operator: object) -> None:
         )
 
 
-def _wait_until_reconciling(within: float = 60) -> None:
-    """Block until the operator has reconciled a Session in a new namespace.
+def _webhooks_registered() -> bool:
+    names = []
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        names += subprocess.run(
+            ["kubectl", "get", kind, "webhooks.kabin.dev", "-o", "jsonpath={.webhooks[*].name}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+    return {"session-user", "drive-owner", "session-fits"} <= {n.split(".")[0] for n in names}
 
-    kopf discovers kabin's resources and the namespaces to watch while it starts;
-    a session created meanwhile can wait for the next resync. Tests start after.
+
+def _wait_until_reconciling(within: float = 60) -> None:
+    """Block until the operator reconciles Sessions and its webhooks are registered.
+
+    kopf discovers kabin's resources and registers the webhooks in the background
+    while it starts; tests begin once both are done.
     """
     import time
 
@@ -232,7 +244,7 @@ def _wait_until_reconciling(within: float = 60) -> None:
                 text=True,
                 check=False,
             ).stdout
-            if phase:
+            if phase and _webhooks_registered():
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError("the operator did not reconcile a probe session in time")

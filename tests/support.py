@@ -110,3 +110,52 @@ async def present(read: Callable[[], Awaitable[T]], *, within: float = 30.0) -> 
             raise
 
     return await eventually(probe, timeout=within)
+
+
+async def exit_pod(api: object, namespace: str, pod: str, code: int) -> None:
+    """End a simulated pod's containers with `code`, as a real process exiting would.
+
+    kwok reads the annotation sim.kabin.dev/exit-code. Its stage queue can miss an
+    update that lands while it is busy with the same pod, so the exit is signalled
+    again (with a fresh annotation) until the pod has really finished.
+    """
+    from kubernetes_asyncio import client
+
+    core = client.CoreV1Api(api)
+    for attempt in range(5):
+        await core.patch_namespaced_pod(
+            pod,
+            namespace,
+            {
+                "metadata": {
+                    "annotations": {
+                        "sim.kabin.dev/exit-code": str(code),
+                        "sim.kabin.dev/exit-signal": str(attempt),
+                    }
+                }
+            },
+        )
+
+        async def finished() -> None:
+            from kubernetes_asyncio.client.rest import ApiException
+
+            try:
+                status = (await core.read_namespaced_pod(pod, namespace)).status
+            except ApiException as e:
+                if e.status == 404:
+                    return  # it finished, and its session's operator removed it
+                raise
+            if status.phase in ("Succeeded", "Failed"):
+                return
+            # A restarting container (restartPolicy Always) crash-loops instead.
+            waiting = [cs.state.waiting for cs in status.container_statuses or []]
+            assert any(w is not None and w.reason == "CrashLoopBackOff" for w in waiting), (
+                status.phase
+            )
+
+        try:
+            await eventually(finished, timeout=3)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"pod {namespace}/{pod} did not exit with {code}")

@@ -17,11 +17,16 @@ class OperatorSettings(BaseSettings):
     namespaces: tuple[str, ...] = Field(
         default=(), description="Namespaces to watch; empty means all namespaces."
     )
+    exclude_namespaces: tuple[str, ...] = Field(
+        default=(),
+        description="Glob patterns of namespaces whose sessions and drives another "
+        "operator reconciles (a canary, a test); this one leaves them alone.",
+    )
     metrics_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of the Prometheus metrics; 0 turns it off."
     )
     admin_groups: tuple[str, ...] = Field(
-        default=("kabin:admins", "system:masters"),
+        default=("kabin:admins", "system:masters", "system:serviceaccounts:kabin-system"),
         description="Groups whose members may act for others: create sessions and drives "
         "on behalf of another user, use private drives that are not theirs.",
     )
@@ -42,6 +47,9 @@ class OperatorSettings(BaseSettings):
         default=True,
         description="Register the webhook configurations at start-up. Turn off when the "
         "manifests install them (in a cluster).",
+    )
+    default_drive_size: str = Field(
+        default="10Gi", description="Size of the default drive made for a user on demand."
     )
     ingress_host: str = Field(
         default="kabin.localtest.me",
@@ -72,3 +80,13 @@ class OperatorSettings(BaseSettings):
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",
     )
+
+
+def reconciles(namespace: str | None, settings: OperatorSettings | None = None) -> bool:
+    """Whether this operator reconciles objects in `namespace`."""
+    from fnmatch import fnmatch
+
+    if namespace is None:
+        return False
+    patterns = (settings or OperatorSettings()).exclude_namespaces
+    return not any(fnmatch(namespace, p) for p in patterns)

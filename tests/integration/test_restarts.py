@@ -45,6 +45,7 @@ def operator_process(k_namespace: str) -> Iterator[Any]:
     env = {
         **os.environ,
         "KABIN_WEBHOOK_MANAGED": "false",  # the in-process operator serves admission
+        "KABIN_EXCLUDE_NAMESPACES": "[]",  # which leaves k-* namespaces to this one
         "KABIN_METRICS_PORT": "0",
         "KABIN_ERROR_BACKOFFS": "[0.2, 0.5, 1]",
     }
@@ -72,7 +73,13 @@ def manifests(count: int) -> str:
             "apiVersion": "kabin.dev/v1alpha1",
             "kind": "Session",
             "metadata": {"name": f"s{i:02d}"},
-            "spec": {"type": "notebook", "environment": "notebook", "replicas": REPLICAS},
+            # One user each (the test runs as an admin): each holds its own default drive.
+            "spec": {
+                "type": "notebook",
+                "environment": "notebook",
+                "replicas": REPLICAS,
+                "user": f"user{i:02d}",
+            },
         }
         for i in range(count)
     )

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.support import eventually, gone, kubectl_apply, present, run
+from tests.support import eventually, exit_pod, gone, kubectl_apply, present, run
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +79,7 @@ async def answer(api: client.ApiClient, namespace: str, pod: str, interface: str
 
 async def finish(api: client.ApiClient, namespace: str, pod: str, code: int) -> None:
     """What a container does when it exits (the simulated kubelet reads this)."""
-    await client.CoreV1Api(api).patch_namespaced_pod(
-        pod, namespace, {"metadata": {"annotations": {"sim.kabin.dev/exit-code": str(code)}}}
-    )
+    await exit_pod(api, namespace, pod, code)
 
 
 EXPECTED = {
@@ -160,7 +158,8 @@ async def test_gpu_session_lands_on_a_gpu_node_cpu_session_never_does(
             resources={"gpu": 2},
         ),
     )
-    await create(namespace, session("cpu", type="notebook", environment="notebook"))
+    # Another user: each interactive session holds its own user's default drive.
+    await create(namespace, session("cpu", type="notebook", environment="notebook", user="u2"))
     await until(api, namespace, "gpu", lambda o: _phase(o, "Running"))
     await until(api, namespace, "cpu", lambda o: _phase(o, "Running"))
 
@@ -327,8 +326,9 @@ async def test_interactive_session_that_keeps_crashing_fails(
 async def test_ssh_session_expires_on_time_and_a_renew_moves_its_expiry(
     api: client.ApiClient, environments: None, namespace: str
 ) -> None:
-    await create(namespace, session("short", type="ssh", environment="ssh", timeout=5))
-    await create(namespace, session("renewed", type="ssh", environment="ssh", timeout=5))
+    # Two users, so that each holds its own default drive.
+    await create(namespace, session("short", type="ssh", environment="ssh", timeout=5, user="u1"))
+    await create(namespace, session("renewed", type="ssh", environment="ssh", timeout=5, user="u2"))
     first = await until(api, namespace, "renewed", lambda o: _has_expiry(o))
     await asyncio.sleep(2)  # let some of its time pass, so the renew visibly moves it
     await run(

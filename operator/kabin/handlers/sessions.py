@@ -10,6 +10,7 @@ only when it differs. Reconciles of one session never overlap (the work queue in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -19,13 +20,15 @@ import kopf
 from prometheus_client import start_http_server
 
 from kabin import k8s
+from kabin.api.drive import DriveStatus
 from kabin.api.meta import GROUP
 from kabin.api.session import SessionSpec, SessionStatus
-from kabin.handlers import metrics
+from kabin.handlers import drives, metrics
 from kabin.handlers.wakeups import Key, Wakeups
 from kabin.k8s import objects
 from kabin.logic import children, status
-from kabin.settings import OperatorSettings
+from kabin.logic.drives import DISPLAY_NAME, claim_name
+from kabin.settings import OperatorSettings, reconciles
 
 RENEW_ANNOTATION = "kabin.dev/renew"
 logger = logging.getLogger("kabin.sessions")
@@ -43,6 +46,7 @@ async def start(*, logger: kopf.Logger, **_: Any) -> None:
         start_http_server(settings.metrics_port)
         logger.info("Metrics at :%d/metrics", settings.metrics_port)
     _wakeups = Wakeups(_reconcile_logged, resync=settings.resync_interval)
+    drives.sessions_queue = _wakeups
     _loop_task = asyncio.get_running_loop().create_task(_wakeups.run(), name="kabin-wakeups")
 
 
@@ -66,8 +70,10 @@ async def _reconcile_logged(key: Key) -> None:
             _wakeups.at(key, datetime.fromtimestamp(time.time() + retry, UTC))
 
 
-@kopf.on.event(GROUP, "sessions")
-async def session_changed(*, type: str, name: str, namespace: str | None, **_: Any) -> None:
+@kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))
+async def session_changed(
+    *, type: str, name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> None:
     """A Session was created, changed or seen at start-up: queue a reconcile.
 
     Async (though it awaits nothing) so that kopf runs it in the event loop, not a thread.
@@ -76,16 +82,28 @@ async def session_changed(*, type: str, name: str, namespace: str | None, **_: A
         return
     if type == "DELETED":
         _forget((namespace, name))
+        with contextlib.suppress(ValueError):
+            drive = drives.drive_of(SessionSpec.model_validate(dict(spec)))
+            if drive and drives.queue is not None:
+                drives.queue.now((namespace, drive))
         return
     _wakeups.now((namespace, name))
 
 
-@kopf.on.event("pods", labels={"app.kubernetes.io/managed-by": children.MANAGED_BY})
+@kopf.on.event(
+    "pods",
+    labels={"app.kubernetes.io/managed-by": children.MANAGED_BY},
+    when=lambda namespace, **_: reconciles(namespace),
+)
 async def pod_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
     """One of a Session's pods changed: its session's status may have."""
     session = labels.get(children.SESSION_LABEL)
     if session and namespace and _wakeups is not None:
         _wakeups.now((namespace, session))
+    drive = labels.get(children.DRIVE_LABEL)
+    if drive and namespace and drives.queue is not None:
+        # A pod of a deleted session still holds its drive until it is gone.
+        drives.queue.now((namespace, drive))
 
 
 def _forget(key: Key) -> None:
@@ -129,6 +147,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     resolved = children.resolve(spec, env.spec if env else None)
     selector = children.selector(owner)
     deleting = bool(meta.get("deletionTimestamp"))
+    drive = await _drive(api, namespace, name, spec, settings)
 
     async def observe(previous: SessionStatus) -> status.Outcome:
         pods = await objects.list_owned(api, "Pod", namespace, selector)
@@ -143,6 +162,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
             services={s["metadata"]["name"]: s for s in services},
             deleting=deleting,
             renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
+            drive=drive,
         )
         return status.compute(
             observed,
@@ -155,7 +175,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
         )
 
     outcome = await observe(previous)
-    if not deleting and await _converge(api, raw, spec, owner, resolved, outcome, settings):
+    if not deleting and await _converge(api, raw, spec, owner, resolved, outcome, settings, drive):
         # What we just did is part of the status; what we decided (a terminal phase) stays.
         outcome = await observe(outcome.status)
 
@@ -172,7 +192,56 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     _record(raw, spec, previous, outcome.status)
     if _wakeups is not None:
         _wakeups.at((namespace, name), outcome.wake_at)
+    if drive is not None and drives.queue is not None:
+        drives.queue.now((namespace, drive.name))  # it decides who holds the drive next
     return spec.type
+
+
+async def _drive(
+    api: Any, namespace: str, name: str, spec: SessionSpec, settings: OperatorSettings
+) -> status.DriveView | None:
+    """Where the session stands with its drive; makes the user's default drive on demand."""
+    drive_name = drives.drive_of(spec)
+    if drive_name is None:
+        return None
+    raw = await objects.get_custom(api, "drives", namespace, drive_name)
+    if raw is None and not spec.drive and spec.user:
+        await objects.create_custom(
+            api,
+            "drives",
+            {
+                "apiVersion": "kabin.dev/v1alpha1",
+                "kind": "Drive",
+                "metadata": {
+                    "name": drive_name,
+                    "namespace": namespace,
+                    "annotations": {DISPLAY_NAME: f"{spec.user}'s default drive"},
+                },
+                "spec": {
+                    "size": settings.default_drive_size,
+                    "access": "private",
+                    "owner": spec.user,
+                },
+            },
+        )
+        raw = await objects.get_custom(api, "drives", namespace, drive_name)
+    if raw is None:
+        return status.DriveView(
+            drive_name, False, "DriveNotFound", f'Drive "{drive_name}" does not exist'
+        )
+    held = DriveStatus.model_validate(raw.get("status") or {})
+    if held.holder is not None and held.holder.session == name:
+        return status.DriveView(drive_name, True)
+    if held.holder is not None:
+        return status.DriveView(
+            drive_name,
+            False,
+            "DriveInUse",
+            f'Drive "{drive_name}" is held by session "{held.holder.session}"',
+        )
+    return status.DriveView(
+        drive_name, False, "Waiting", f'waiting to be granted Drive "{drive_name}"'
+    )
 
 
 async def _converge(
@@ -183,6 +252,7 @@ async def _converge(
     resolved: children.Resolved,
     outcome: status.Outcome,
     settings: OperatorSettings,
+    drive: status.DriveView | None,
 ) -> bool:
     """Create and delete children so they match the spec; True if anything changed."""
     phase = outcome.status.phase
@@ -197,12 +267,20 @@ async def _converge(
         return changed
     if phase in status.TERMINAL:
         return False
+    if drive is not None and not drive.granted and not existing:
+        return False  # its pods start once the drive is granted to it
+    mount = (drive.name, claim_name(drive.name)) if drive is not None else None
 
     created = []
     for replica in range(1, spec.replicas + 1):
         if replica not in existing:
             pod = children.build_pod(
-                owner=owner, spec=spec, resolved=resolved, replica=replica, replicas=spec.replicas
+                owner=owner,
+                spec=spec,
+                resolved=resolved,
+                replica=replica,
+                replicas=spec.replicas,
+                drive=mount,
             )
             if await objects.create_pod(api, pod):
                 created.append(replica)

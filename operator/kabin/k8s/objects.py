@@ -22,22 +22,19 @@ MERGE = "application/merge-patch+json"
 
 
 async def _json(response: Any) -> Any:
-    return json.loads(await response.read())
+    """The JSON body of a raw response. Unparsed responses (`_preload_content=False`)
+    do not raise on errors by themselves: raise as the parsed ones do."""
+    body = await response.read()
+    if response.status >= 400:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body.decode(errors="replace")
+        raise error
+    return json.loads(body)
 
 
 async def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """The Session as stored, or None once it is gone."""
-    try:
-        body: dict[str, Any] = await _json(
-            await client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "sessions", name, _preload_content=False
-            )
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return body
+    return await get_custom(api, "sessions", namespace, name)
 
 
 async def patch_session_status(
@@ -112,6 +109,115 @@ async def delete_owned(api: client.ApiClient, kind: str, namespace: str, name: s
             await client.CoreV1Api(api).delete_namespaced_service(name, namespace)
         else:
             await client.NetworkingV1Api(api).delete_namespaced_ingress(name, namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
+async def get_custom(
+    api: client.ApiClient, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A Session or Drive as stored, or None when there is none."""
+    try:
+        body: dict[str, Any] = await _json(
+            await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _preload_content=False
+            )
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return body
+
+
+async def list_custom(api: client.ApiClient, plural: str, namespace: str) -> list[dict[str, Any]]:
+    """Every Session or Drive in a namespace."""
+    body = await _json(
+        await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, _preload_content=False
+        )
+    )
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+async def create_custom(api: client.ApiClient, plural: str, obj: dict[str, Any]) -> bool:
+    """Create a Session or Drive; False when it already exists."""
+    try:
+        await client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, obj["metadata"]["namespace"], plural, obj
+        )
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+async def patch_custom(
+    api: client.ApiClient,
+    plural: str,
+    namespace: str,
+    name: str,
+    body: dict[str, Any],
+    *,
+    status: bool = False,
+    resource_version: str | None = None,
+) -> None:
+    """Merge-patch a Session or Drive (or its status). With `resource_version`, the patch
+    applies only if nobody changed the object since: a 409 Conflict otherwise."""
+    if resource_version is not None:
+        body = {
+            **body,
+            "metadata": {**body.get("metadata", {}), "resourceVersion": resource_version},
+        }
+    custom: Any = client.CustomObjectsApi(api)
+    call = (
+        custom.patch_namespaced_custom_object_status
+        if status
+        else custom.patch_namespaced_custom_object
+    )
+    await call(GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE)
+
+
+async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """A PersistentVolumeClaim, or None."""
+    try:
+        body: dict[str, Any] = await _json(
+            await client.CoreV1Api(api).read_namespaced_persistent_volume_claim(
+                name, namespace, _preload_content=False
+            )
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return body
+
+
+async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> bool:
+    """Create a PersistentVolumeClaim; False when it already exists."""
+    core: Any = client.CoreV1Api(api)
+    try:
+        await core.create_namespaced_persistent_volume_claim(pvc["metadata"]["namespace"], pvc)
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+async def patch_pvc(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
+    """Merge-patch a PersistentVolumeClaim (its size, its owner)."""
+    core: Any = client.CoreV1Api(api)
+    await core.patch_namespaced_persistent_volume_claim(name, namespace, body, _content_type=MERGE)
+
+
+async def delete_pvc(api: client.ApiClient, namespace: str, name: str) -> None:
+    """Delete a PersistentVolumeClaim (and so its data); nothing if it is gone."""
+    try:
+        await client.CoreV1Api(api).delete_namespaced_persistent_volume_claim(name, namespace)
     except ApiException as e:
         if e.status != 404:
             raise

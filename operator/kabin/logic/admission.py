@@ -154,3 +154,23 @@ def check_session(
             Problem("spec.drive", f'Drive "{spec.drive}" does not exist in namespace "{namespace}"')
         )
     return problems
+
+
+def check_drive_access(
+    *,
+    drive: str,
+    access: str,
+    owner: str | None,
+    username: str,
+    groups: Iterable[str],
+    admin_groups: Iterable[str],
+) -> Problem | None:
+    """A private drive is for its owner's sessions only (and admins')."""
+    if access != "private" or owner in (None, username):
+        return None
+    if set(admin_groups).intersection(groups):
+        return None
+    return Problem(
+        "spec.drive",
+        f'Drive "{drive}" is private to "{owner}"; "{username}" may not use it',
+    )

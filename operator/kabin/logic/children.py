@@ -26,6 +26,7 @@ GPU_TAINT = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 SESSION_LABEL = "kabin.dev/session"
 REPLICA_LABEL = "kabin.dev/replica"
+DRIVE_LABEL = "kabin.dev/drive"
 MANAGED_BY = "kabin"
 BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
 
@@ -153,9 +154,16 @@ def pod_name(owner: Owner, replica: int) -> str:
 
 
 def build_pod(
-    *, owner: Owner, spec: SessionSpec, resolved: Resolved, replica: int, replicas: int
+    *,
+    owner: Owner,
+    spec: SessionSpec,
+    resolved: Resolved,
+    replica: int,
+    replicas: int,
+    drive: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Pod `replica` (1-based) of `replicas` for the session."""
+    """Pod `replica` (1-based) of `replicas` for the session; `drive` is (Drive, PVC)
+    to mount at the environment's drive mount path."""
     headless = spec.type == "headless"
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
@@ -189,8 +197,15 @@ def build_pod(
         container["command"] = list(resolved.command)
     if resolved.args is not None:
         container["args"] = list(resolved.args)
-    if resolved.volume_mounts:
-        container["volumeMounts"] = list(resolved.volume_mounts)
+    mounts = list(resolved.volume_mounts)
+    volumes = list(resolved.volumes)
+    pod_labels = {**labels(owner, spec.type), REPLICA_LABEL: str(replica)}
+    if drive is not None:
+        mounts.append({"name": "drive", "mountPath": resolved.mount_path})
+        volumes.append({"name": "drive", "persistentVolumeClaim": {"claimName": drive[1]}})
+        pod_labels[DRIVE_LABEL] = drive[0]
+    if mounts:
+        container["volumeMounts"] = mounts
     if not container["ports"]:
         del container["ports"]
 
@@ -220,15 +235,28 @@ def build_pod(
     for key in ("affinity", "runtimeClassName", "priorityClassName"):
         if key in overrides:
             pod_spec[key] = overrides[key]
-    if resolved.volumes:
-        pod_spec["volumes"] = list(resolved.volumes)
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if drive is not None and replicas > 1:
+        # A ReadWriteOnce volume attaches to one node: keep the replicas together.
+        pod_spec["affinity"] = {
+            **pod_spec.get("affinity", {}),
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {SESSION_LABEL: owner.name}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            },
+        }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": pod_name(owner, replica),
             "namespace": owner.namespace,
-            "labels": {**labels(owner, spec.type), REPLICA_LABEL: str(replica)},
+            "labels": pod_labels,
             "ownerReferences": [owner.reference()],
         },
         "spec": pod_spec,

@@ -30,6 +30,16 @@ NEVER_PULLS = frozenset({"InvalidImageName"})
 
 
 @dataclass(frozen=True)
+class DriveView:
+    """Where the session stands with its drive."""
+
+    name: str
+    granted: bool
+    reason: str = "Granted"
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     """What the operator saw of one Session."""
 
@@ -42,6 +52,7 @@ class Observed:
     services: dict[str, dict[str, Any]]
     deleting: bool = False
     renew: str | None = None
+    drive: DriveView | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,13 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
             cond("Scheduled", False, "Pending", f"{len(placed)}/{spec.replicas} pods placed")
         )
 
+    drive = observed.drive
+    if drive is not None:
+        if drive.granted:
+            conditions.append(cond("DriveReady", True, "Granted", f'holds Drive "{drive.name}"'))
+        else:
+            conditions.append(cond("DriveReady", False, drive.reason, drive.message))
+
     endpoints: list[Endpoint] = []
     ssh_host = settings.ssh_host
     interfaces_ready = True
@@ -282,7 +300,12 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
             url = f"ssh -p {port} {owner.user or 'user'}@{ssh_host}"
         endpoints.append(Endpoint(name=iface.name, url=url, ready=ok))
 
-    all_ready = phase == "Running" and len(ready_pods) >= spec.replicas and interfaces_ready
+    all_ready = (
+        phase == "Running"
+        and len(ready_pods) >= spec.replicas
+        and interfaces_ready
+        and (drive is None or drive.granted)
+    )
     if all_ready:
         ready_text = f"{len(ready_pods)}/{spec.replicas} replicas ready"
         if endpoints:
@@ -314,7 +337,7 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
         timeout_mode=cast(TimeoutMode, resolved.timeout_mode),
         requested=Requested(cpu=resolved.cpu, memory=resolved.memory, gpu=resolved.gpu),
         usage=prev.usage,
-        drive=prev.drive,
+        drive=drive.name if drive else None,
         reason=reason,
         message=message,
         selector=selector(owner),

@@ -10,7 +10,14 @@ from pydantic import ValidationError
 from kabin import k8s
 from kabin.api.meta import GROUP
 from kabin.api.session import SessionSpec
-from kabin.logic.admission import Operation, check_session, explain, stamp_owner
+from kabin.logic.admission import (
+    Operation,
+    check_drive_access,
+    check_session,
+    explain,
+    stamp_owner,
+)
+from kabin.logic.locks import default_drive_name
 from kabin.settings import OperatorSettings
 from kabin.webhooks import server
 
@@ -83,7 +90,25 @@ async def session_fits(
     drive_exists = None
     if new.drive is not None and previous is None and namespace:
         drive_exists = await k8s.get_drive(api, namespace, new.drive) is not None
-    problems = check_session(
+    problems = []
+    if previous is None and new.user:
+        drive_name = new.drive or (default_drive_name(new.user) if new.type != "headless" else None)
+        drive = (
+            await k8s.get_drive(api, namespace, drive_name) if drive_name and namespace else None
+        )
+        if drive is not None and drive_name is not None:
+            userinfo = kwargs.get("userinfo") or {}
+            refusal = check_drive_access(
+                drive=drive_name,
+                access=drive.spec.access,
+                owner=drive.spec.owner,
+                username=userinfo.get("username", ""),
+                groups=userinfo.get("groups", []),
+                admin_groups=OperatorSettings().admin_groups,
+            )
+            if refusal is not None:
+                problems.append(refusal)
+    problems += check_session(
         spec=new,
         namespace=namespace or "",
         environment=environment.spec if environment else None,
