@@ -255,3 +255,13 @@ def _wait_until_reconciling(within: float = 60) -> None:
             capture_output=True,
             check=False,
         )
+
+
+@pytest.fixture
+async def k_namespace(api: client.ApiClient, operator: object) -> AsyncIterator[str]:
+    """A namespace the in-process operator leaves alone, for operators a test starts."""
+    name = f"k-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace({"metadata": {"name": name}})
+    yield name
+    await core.delete_namespace(name, propagation_policy="Background")

@@ -9,8 +9,7 @@ import random
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -179,15 +178,6 @@ async def test_twenty_sessions_take_turns_in_creation_order(
 def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start an operator process (Popen returns at once; it does not block the loop)."""
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.fixture
-async def k_namespace(api: client.ApiClient, operator: object) -> AsyncIterator[str]:
-    name = f"k-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    await core.create_namespace({"metadata": {"name": name}})
-    yield name
-    await core.delete_namespace(name, propagation_policy="Background")
 
 
 async def test_the_same_race_with_the_operator_killed_at_random_moments(

@@ -11,8 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 50
 REPLICAS = 2
-
-
-@pytest.fixture
-async def k_namespace(api: client.ApiClient, operator: object) -> AsyncIterator[str]:
-    name = f"k-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    await core.create_namespace({"metadata": {"name": name}})
-    yield name
-    await core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture

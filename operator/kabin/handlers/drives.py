@@ -8,64 +8,44 @@ reconciler grants and releases; sessions read the holder and wait for it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes_asyncio.client.rest import ApiException
 
 from kabin import k8s
 from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.meta import GROUP, Condition
 from kabin.api.session import SessionSpec
-from kabin.handlers.wakeups import Key, Wakeups
+from kabin.handlers.wakeups import Wakeups
 from kabin.k8s import objects
 from kabin.logic import drives, locks
 from kabin.logic.children import DRIVE_LABEL, SESSION_LABEL
 from kabin.settings import OperatorSettings, reconciles
 
-logger = logging.getLogger("kabin.drives")
-
 queue: Wakeups | None = None
 sessions_queue: Wakeups | None = None  # set by the sessions module, to wake waiters
-_loop_task: asyncio.Task[None] | None = None
 
 
 @kopf.on.startup()
 async def start(**_: Any) -> None:
     """Start the drives' work queue."""
-    global queue, _loop_task
-    queue = Wakeups(_reconcile_logged, resync=OperatorSettings().resync_interval)
-    _loop_task = asyncio.get_running_loop().create_task(queue.run(), name="kabin-drives")
+    global queue
+    settings = OperatorSettings()
+    queue = Wakeups(
+        reconcile,
+        resync=settings.resync_interval,
+        retry=settings.error_backoffs[0],
+        what="drive",
+    )
+    queue.start()
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
     """Stop the drives' work queue."""
-    if _loop_task is not None:
-        _loop_task.cancel()
-        await asyncio.gather(_loop_task, return_exceptions=True)
-
-
-async def _reconcile_logged(key: Key) -> None:
-    try:
-        await reconcile(*key)
-    except asyncio.CancelledError:
-        raise
-    except ApiException as e:
-        if e.status != 409:  # a conflict is another writer's win: just look again
-            logger.exception("Reconciling drive %s/%s failed; retrying", *key)
-        if queue is not None:
-            retry = OperatorSettings().error_backoffs[0]
-            queue.at(key, datetime.fromtimestamp(time.time() + retry, UTC))
-    except Exception:
-        logger.exception("Reconciling drive %s/%s failed; retrying", *key)
-        if queue is not None:
-            retry = OperatorSettings().error_backoffs[0]
-            queue.at(key, datetime.fromtimestamp(time.time() + retry, UTC))
+    if queue is not None:
+        await queue.stop()
 
 
 @kopf.on.event(GROUP, "drives", when=lambda namespace, **_: reconciles(namespace))

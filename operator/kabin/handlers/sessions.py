@@ -9,9 +9,7 @@ only when it differs. Reconciles of one session never overlap (the work queue in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,43 +29,33 @@ from kabin.logic.drives import DISPLAY_NAME, claim_name
 from kabin.settings import OperatorSettings, reconciles
 
 RENEW_ANNOTATION = "kabin.dev/renew"
-logger = logging.getLogger("kabin.sessions")
 
 _wakeups: Wakeups | None = None
-_loop_task: asyncio.Task[None] | None = None
 
 
 @kopf.on.startup()
 async def start(*, logger: kopf.Logger, **_: Any) -> None:
     """Start the work queue and, if asked, the metrics endpoint."""
-    global _wakeups, _loop_task
+    global _wakeups
     settings = OperatorSettings()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         logger.info("Metrics at :%d/metrics", settings.metrics_port)
-    _wakeups = Wakeups(_reconcile_logged, resync=settings.resync_interval)
+    _wakeups = Wakeups(
+        reconcile,
+        resync=settings.resync_interval,
+        retry=settings.error_backoffs[0],
+        what="session",
+    )
+    _wakeups.start()
     drives.sessions_queue = _wakeups
-    _loop_task = asyncio.get_running_loop().create_task(_wakeups.run(), name="kabin-wakeups")
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    """Stop the work queue and any reconcile in flight (a restart converges anyway)."""
-    if _loop_task is not None:
-        _loop_task.cancel()
-        await asyncio.gather(_loop_task, return_exceptions=True)
-
-
-async def _reconcile_logged(key: Key) -> None:
-    try:
-        await reconcile(*key)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        logger.exception("Reconciling session %s/%s failed; retrying", *key)
-        if _wakeups is not None:
-            retry = OperatorSettings().error_backoffs[0]
-            _wakeups.at(key, datetime.fromtimestamp(time.time() + retry, UTC))
+    """Stop the work queue."""
+    if _wakeups is not None:
+        await _wakeups.stop()
 
 
 @kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))

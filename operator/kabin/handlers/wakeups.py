@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -24,10 +25,19 @@ class Wakeups:
     """Deadlines and pending reconciles of sessions."""
 
     def __init__(
-        self, reconcile: Callable[[Key], Coroutine[None, None, None]], *, resync: float
+        self,
+        reconcile: Callable[[str, str], Coroutine[None, None, None]],
+        *,
+        resync: float,
+        retry: float,
+        what: str,
     ) -> None:
         self._reconcile = reconcile
         self._resync = resync
+        self._retry = retry
+        self._log = logging.getLogger(f"kabin.{what}s")
+        self._what = what
+        self._task: asyncio.Task[None] | None = None
         self._due: dict[Key, float] = {}  # monotonic deadline per session
         self._heap: list[tuple[float, Key]] = []
         self._known: set[Key] = set()
@@ -46,7 +56,14 @@ class Wakeups:
 
     async def _run(self, key: Key) -> None:
         try:
-            await self._reconcile(key)
+            await self._reconcile(*key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # A 409 Conflict is another writer's win (a lock taken meanwhile): look again.
+            if getattr(e, "status", None) != 409:
+                self._log.exception("Reconciling %s %s/%s failed; retrying", self._what, *key)
+            self.at(key, datetime.fromtimestamp(time.time() + self._retry, UTC))
         finally:
             del self._running[key]
             if key in self._again:
@@ -69,6 +86,16 @@ class Wakeups:
         """The session is gone."""
         self._due.pop(key, None)
         self._known.discard(key)
+
+    def start(self) -> None:
+        """Start serving, in the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"{self._what}s")
+
+    async def stop(self) -> None:
+        """Stop serving, and any reconcile in flight (a restart converges anyway)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
         """Sleep until the next deadline or resync; wake whoever is due. Runs until cancelled."""
