@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -159,3 +159,13 @@ async def exit_pod(api: object, namespace: str, pod: str, code: int) -> None:
         except AssertionError:
             continue
     raise AssertionError(f"pod {namespace}/{pod} did not exit with {code}")
+
+
+def manifest(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A kabin.dev manifest; spec keys set to None are left out (to test their absence)."""
+    return {
+        "apiVersion": "kabin.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {k: v for k, v in spec.items() if v is not None},
+    }

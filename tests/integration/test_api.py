@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import command, kubectl_apply, run
+from tests.support import command, kubectl_apply, manifest, run
 
 pytestmark = pytest.mark.integration
 
@@ -71,36 +71,15 @@ async def alice(namespace: str) -> str:
 
 
 def session(name: str = "s", **spec: Any) -> dict[str, Any]:
-    body = {"type": "notebook", "environment": "test-capped"}
-    body.update(spec)
-    return {
-        "apiVersion": "kabin.dev/v1alpha1",
-        "kind": "Session",
-        "metadata": {"name": name},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
+    return manifest("Session", name, {"type": "notebook", "environment": "test-capped", **spec})
 
 
 def drive(name: str = "d", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"size": "10Gi"}
-    body.update(spec)
-    return {
-        "apiVersion": "kabin.dev/v1alpha1",
-        "kind": "Drive",
-        "metadata": {"name": name},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
+    return manifest("Drive", name, {"size": "10Gi", **spec})
 
 
 def environment(name: str = "test-bad", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"image": "example.org/x:1"}
-    body.update(spec)
-    return {
-        "apiVersion": "kabin.dev/v1alpha1",
-        "kind": "EnvironmentConfig",
-        "metadata": {"name": name},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
+    return manifest("EnvironmentConfig", name, {"image": "example.org/x:1", **spec})
 
 
 @dataclass(frozen=True)

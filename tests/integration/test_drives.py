@@ -17,7 +17,7 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from tests.support import eventually, exit_pod, gone, kubectl_apply, present, run
+from tests.support import eventually, exit_pod, gone, kubectl_apply, manifest, present, run
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +27,11 @@ FINISHED = {"Succeeded", "Failed"}
 
 
 def drive(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Drive",
-        "metadata": {"name": name},
-        "spec": {"size": "1Gi", **spec},
-    }
+    return manifest("Drive", name, {"size": "1Gi", **spec})
 
 
 def session(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Session",
-        "metadata": {"name": name},
-        "spec": {"type": "headless", "image": "busybox", **spec},
-    }
+    return manifest("Session", name, {"type": "headless", "image": "busybox", **spec})
 
 
 async def get(api: client.ApiClient, plural: str, namespace: str, name: str) -> dict[str, Any]:
@@ -51,8 +41,8 @@ async def get(api: client.ApiClient, plural: str, namespace: str, name: str) -> 
 
 
 async def apply(namespace: str, *manifests: dict[str, Any], user: str | None = None) -> None:
-    for manifest in manifests:
-        result = await kubectl_apply(manifest, namespace=namespace, user=user)
+    for one in manifests:
+        result = await kubectl_apply(one, namespace=namespace, user=user)
         assert result.code == 0, result.err
 
 

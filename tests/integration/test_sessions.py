@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.support import eventually, exit_pod, gone, kubectl_apply, present, run
+from tests.support import eventually, exit_pod, gone, kubectl_apply, manifest, present, run
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +27,7 @@ GROUP, VERSION = "kabin.dev", "v1alpha1"
 
 
 def session(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Session",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return manifest("Session", name, spec)
 
 
 async def get(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
