@@ -137,7 +137,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     deleting = bool(meta.get("deletionTimestamp"))
     drive = await _drive(api, namespace, name, spec, settings)
 
-    async def observe(previous: SessionStatus) -> status.Outcome:
+    async def observe(previous: SessionStatus) -> tuple[status.Outcome, list[dict[str, Any]]]:
         pods = await objects.list_owned(api, "Pod", namespace, selector)
         services = await objects.list_owned(api, "Service", namespace, selector)
         observed = status.Observed(
@@ -152,7 +152,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
             renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
             drive=drive,
         )
-        return status.compute(
+        outcome = status.compute(
             observed,
             now=datetime.now(UTC),
             settings=status.Settings(
@@ -161,11 +161,14 @@ async def _reconcile(namespace: str, name: str) -> str | None:
                 image_pull_grace=settings.image_pull_grace,
             ),
         )
+        return outcome, pods
 
-    outcome = await observe(previous)
-    if not deleting and await _converge(api, raw, spec, owner, resolved, outcome, settings, drive):
+    outcome, pods = await observe(previous)
+    if not deleting and await _converge(
+        api, raw, spec, owner, resolved, outcome, settings, drive, pods
+    ):
         # What we just did is part of the status; what we decided (a terminal phase) stays.
-        outcome = await observe(outcome.status)
+        outcome, _ = await observe(outcome.status)
 
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
@@ -180,8 +183,10 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     _record(raw, spec, previous, outcome.status)
     if _wakeups is not None:
         _wakeups.at((namespace, name), outcome.wake_at)
-    if drive is not None and drives.queue is not None:
-        drives.queue.now((namespace, drive.name))  # it decides who holds the drive next
+    if drive is not None and new != old and drives.queue is not None:
+        # The session moved (waiting, running, finished): the drive decides who holds it
+        # next. Pod events of a deleted session reach the drive directly.
+        drives.queue.now((namespace, drive.name))
     return spec.type
 
 
@@ -241,10 +246,11 @@ async def _converge(
     outcome: status.Outcome,
     settings: OperatorSettings,
     drive: status.DriveView | None,
+    pods: list[dict[str, Any]],
 ) -> bool:
-    """Create and delete children so they match the spec; True if anything changed."""
+    """Create and delete children (given the pods just observed) so they match the spec;
+    True if anything changed."""
     phase = outcome.status.phase
-    pods = await objects.list_owned(api, "Pod", owner.namespace, children.selector(owner))
     existing = {_replica(p): p for p in pods}
     changed = False
     if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):

@@ -115,15 +115,20 @@ async def delete_owned(api: client.ApiClient, kind: str, namespace: str, name: s
 
 
 async def get_custom(
-    api: client.ApiClient, plural: str, namespace: str, name: str
+    api: client.ApiClient, plural: str, namespace: str | None, name: str
 ) -> dict[str, Any] | None:
-    """A Session or Drive as stored, or None when there is none."""
+    """One of kabin's objects as stored (cluster-scoped when `namespace` is None), or None."""
+    custom = client.CustomObjectsApi(api)
     try:
-        body: dict[str, Any] = await _json(
-            await client.CustomObjectsApi(api).get_namespaced_custom_object(
+        if namespace is None:
+            response = await custom.get_cluster_custom_object(
+                GROUP, VERSION, plural, name, _preload_content=False
+            )
+        else:
+            response = await custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, _preload_content=False
             )
-        )
+        body: dict[str, Any] = await _json(response)
     except ApiException as e:
         if e.status == 404:
             return None

@@ -87,27 +87,28 @@ async def session_fits(
         return  # the schema and CEL rules refuse it, with their own messages
     api = await k8s.shared()
     environment = await k8s.get_environment(api, new.environment) if new.environment else None
-    drive_exists = None
-    if new.drive is not None and previous is None and namespace:
-        drive_exists = await k8s.get_drive(api, namespace, new.drive) is not None
+    # One read of the drive serves both checks: that it exists, and that it is not
+    # someone else's private drive.
+    drive_name = new.drive or (
+        default_drive_name(new.user) if new.user and new.type != "headless" else None
+    )
+    drive = None
+    if previous is None and drive_name and namespace:
+        drive = await k8s.get_drive(api, namespace, drive_name)
+    drive_exists = (drive is not None) if new.drive is not None and previous is None else None
     problems = []
-    if previous is None and new.user:
-        drive_name = new.drive or (default_drive_name(new.user) if new.type != "headless" else None)
-        drive = (
-            await k8s.get_drive(api, namespace, drive_name) if drive_name and namespace else None
+    if drive is not None and drive_name is not None:
+        userinfo = kwargs.get("userinfo") or {}
+        refusal = check_drive_access(
+            drive=drive_name,
+            access=drive.spec.access,
+            owner=drive.spec.owner,
+            username=userinfo.get("username", ""),
+            groups=userinfo.get("groups", []),
+            admin_groups=OperatorSettings().admin_groups,
         )
-        if drive is not None and drive_name is not None:
-            userinfo = kwargs.get("userinfo") or {}
-            refusal = check_drive_access(
-                drive=drive_name,
-                access=drive.spec.access,
-                owner=drive.spec.owner,
-                username=userinfo.get("username", ""),
-                groups=userinfo.get("groups", []),
-                admin_groups=OperatorSettings().admin_groups,
-            )
-            if refusal is not None:
-                problems.append(refusal)
+        if refusal is not None:
+            problems.append(refusal)
     problems += check_session(
         spec=new,
         namespace=namespace or "",
