@@ -5,7 +5,7 @@ so it sits outside the layer contract. Command-line flags override the
 environment; the environment overrides the defaults below.
 """
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,23 @@ class OperatorSettings(BaseSettings):
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",
     )
+    expiring_soon: float = Field(
+        default=300,
+        ge=0,
+        description="Seconds before a session's expiry at which it gets the ExpiringSoon "
+        "condition and an Event.",
+    )
+    agent_image: str = Field(
+        default="ghcr.io/kabin-dev/kabin:0.1.0",
+        description="Image of the `kabin agent` sidecar in interactive session pods "
+        "(the operator's own image).",
+    )
+    activity_interval: float = Field(
+        default=60,
+        gt=0,
+        description="Seconds between the agent's activity Lease renewals, at most; "
+        "an idle session renews nothing.",
+    )
 
 
 def reconciles(namespace: str | None, settings: OperatorSettings | None = None) -> bool:
@@ -90,3 +107,45 @@ def reconciles(namespace: str | None, settings: OperatorSettings | None = None) 
         return False
     patterns = (settings or OperatorSettings()).exclude_namespaces
     return not any(fnmatch(namespace, p) for p in patterns)
+
+
+class AgentSettings(BaseSettings):
+    """How `kabin agent` runs, from `KABIN_AGENT_*` variables the operator sets in the pod."""
+
+    model_config = SettingsConfigDict(env_prefix="KABIN_AGENT_", frozen=True)
+
+    session: str = Field(description="The Session this agent reports for.")
+    namespace: str = Field(description="The Session's namespace.")
+    pod: str = Field(description="The pod the agent runs in, whose readiness gates it sets.")
+    lease: str = Field(default="", description="The activity Lease (default: the session's name).")
+    interfaces: str = Field(
+        default="[]",
+        description='JSON list of {"name", "port", "path"}: the interfaces to probe, with the '
+        "URL path an http one answers on.",
+    )
+    host: str = Field(default="127.0.0.1", description="Where the interfaces listen.")
+    jupyter_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KABIN_AGENT_JUPYTER_TOKEN", "JUPYTER_TOKEN"),
+        description="Token of the Jupyter server (default: $JUPYTER_TOKEN, as the server "
+        "reads it).",
+    )
+    probe_interval: float = Field(default=2, gt=0, description="Seconds between readiness probes.")
+    sample_interval: float = Field(
+        default=10, gt=0, description="Seconds between samples of the activity signals."
+    )
+    renew_interval: float = Field(
+        default=60, gt=0, description="Seconds between Lease renewals, at most."
+    )
+    usage_interval: float = Field(
+        default=300, gt=0, description="Seconds between usage reports, at most."
+    )
+    cpu_threshold: float = Field(
+        default=0.1,
+        ge=0,
+        description="CPU cores the session's processes must use to count as active.",
+    )
+    gpu_threshold: float = Field(
+        default=5, ge=0, description="GPU utilization (percent) that counts as active."
+    )
+    proc: str = Field(default="/proc", description="Where the pod's processes are listed.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -255,3 +256,67 @@ def test_resolve_timeout(
 ) -> None:
     resolved = children.resolve(SessionSpec.model_validate(spec), env)
     assert (resolved.timeout, resolved.timeout_mode) == (timeout, mode)
+
+
+AGENT = children.Agent(image="kabin:1", renew_interval=60)
+
+
+def test_interactive_pods_get_the_agent_and_only_it_gets_a_token() -> None:
+    spec = SessionSpec.model_validate(
+        {"type": "notebook", "environment": "pt", "env": [{"name": "JUPYTER_TOKEN", "value": "t"}]}
+    )
+    p = children.build_pod(
+        owner=OWNER,
+        spec=spec,
+        resolved=children.resolve(spec, GPU_ENV),
+        replica=1,
+        replicas=1,
+        agent=AGENT,
+    )
+    main, agent = p["spec"]["containers"]
+    assert agent["name"] == "kabin-agent" and agent["args"] == ["agent"]
+    assert p["spec"]["serviceAccountName"] == "s-kabin-agent"
+    assert p["spec"]["automountServiceAccountToken"] is False
+    assert p["spec"]["shareProcessNamespace"] is True, "the agent sees the session's processes"
+    token_mounts = [m for m in agent["volumeMounts"] if m["name"] == "kabin-agent-token"]
+    assert token_mounts and token_mounts[0]["mountPath"] == children.AGENT_TOKEN_PATH
+    assert all(m["name"] != "kabin-agent-token" for m in main.get("volumeMounts", []))
+    env = {e["name"]: e["value"] for e in agent["env"]}
+    assert env["KABIN_AGENT_POD"] == "s-1" and env["KABIN_AGENT_SESSION"] == "s"
+    assert env["JUPYTER_TOKEN"] == "t"
+    base = "/session/notebook/ns/s/"
+    assert json.loads(env["KABIN_AGENT_INTERFACES"]) == [
+        {"name": "jupyterlab", "port": 8888, "base": base, "path": f"{base}lab"},
+        {"name": "vscode", "port": 8080, "base": f"{base}vscode/", "path": f"{base}vscode/"},
+    ]
+
+
+def test_headless_pods_have_no_agent() -> None:
+    spec = SessionSpec.model_validate({"type": "headless", "image": "x"})
+    p = children.build_pod(
+        owner=OWNER,
+        spec=spec,
+        resolved=children.resolve(spec, None),
+        replica=1,
+        replicas=1,
+        agent=AGENT,
+    )
+    assert [c["name"] for c in p["spec"]["containers"]] == ["main"]
+    assert "serviceAccountName" not in p["spec"]
+    assert children.build_agent_access(OWNER, spec) == []
+
+
+def test_the_agents_role_names_only_its_lease_and_pods() -> None:
+    spec = SessionSpec.model_validate({"type": "ssh", "image": "x", "replicas": 2})
+    account, role, binding, lease = children.build_agent_access(OWNER, spec)
+    assert account["kind"] == "ServiceAccount" and lease["kind"] == "Lease"
+    assert lease["metadata"]["name"] == "s"
+    assert [(r["resources"], r["resourceNames"], r["verbs"]) for r in role["rules"]] == [
+        (["leases"], ["s"], ["get", "patch", "update"]),
+        (["pods/status"], ["s-1", "s-2"], ["get", "patch"]),
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "s-kabin-agent", "namespace": "ns"}
+    ]
+    for obj in (account, role, binding, lease):
+        assert obj["metadata"]["ownerReferences"] == [OWNER.reference()]

@@ -29,3 +29,12 @@ def test_unknown_command_fails_with_nonzero_exit() -> None:
     )
     assert result.returncode != 0
     assert "No such command" in result.stderr
+
+
+def test_agent_without_its_settings_names_what_is_missing() -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KABIN_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kabin", "agent"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode != 0
+    assert "KABIN_AGENT_SESSION" in result.stderr and "KABIN_AGENT_POD" in result.stderr

@@ -10,6 +10,7 @@ import pytest
 from kabin.api.environment import EnvironmentConfigSpec
 from kabin.api.session import Renewal, SessionSpec, SessionStatus
 from kabin.logic import children, status
+from kabin.logic.activity import Recorded
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 OWNER = children.Owner(name="s", namespace="ns", uid="u", user="alice")
@@ -20,7 +21,9 @@ NOTEBOOK = EnvironmentConfigSpec.model_validate(
         "timeouts": {"default": 60},
     }
 )
-SETTINGS = status.Settings(host="h.example", ssh_host="ssh.example", image_pull_grace=30)
+SETTINGS = status.Settings(
+    host="h.example", ssh_host="ssh.example", image_pull_grace=30, expiring_soon=10
+)
 
 
 def pod(
@@ -79,6 +82,7 @@ def compute(
     env: EnvironmentConfigSpec | None = NOTEBOOK,
     renew: str | None = None,
     now: datetime = NOW,
+    activity: Recorded | None = None,
 ) -> status.Outcome:
     parsed = SessionSpec.model_validate({"environment": "nb", **spec})
     observed = status.Observed(
@@ -90,6 +94,7 @@ def compute(
         pods=pods,
         services={},
         renew=renew,
+        activity=activity,
     )
     return status.compute(observed, now=now, settings=SETTINGS)
 
@@ -234,9 +239,9 @@ def test_terminal_phases_stay() -> None:
 
 
 def test_transition_time_moves_only_when_status_flips() -> None:
-    first = compute({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})])
+    first = compute({"type": "notebook", "timeout": -1}, [pod(1, gates={"jupyterlab": True})])
     later = compute(
-        {"type": "notebook"},
+        {"type": "notebook", "timeout": -1},
         [pod(1, gates={"jupyterlab": True})],
         previous=first.status,
         now=NOW + timedelta(minutes=5),
@@ -244,7 +249,7 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     ready = next(c for c in later.status.conditions or [] if c.type == "Ready")
     assert ready.last_transition_time == NOW
     flipped = compute(
-        {"type": "notebook"},
+        {"type": "notebook", "timeout": -1},
         [pod(1, ready=False, gates={"jupyterlab": False})],
         previous=later.status,
         now=NOW + timedelta(minutes=6),
@@ -310,14 +315,134 @@ def test_absolute_timeout(
     assert outcome.status.phase == phase
     assert outcome.status.expiry_time == expiry
     if phase == "Running":
-        assert outcome.wake_at == expiry
+        # Woken to warn 10 s before the expiry (ExpiringSoon), else at the expiry.
+        warn = expiry - timedelta(seconds=10)
+        assert outcome.wake_at == (warn if warn > now else expiry)
 
 
-def test_idle_sessions_are_not_culled_by_absolute_time() -> None:
-    before = SessionStatus(phase="Running", start_time=NOW - timedelta(hours=5))
-    outcome = compute({"type": "notebook"}, [pod(1, gates={"jupyterlab": True})], previous=before)
+RUNNING = SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=100))
+NOTEBOOK_UP = [pod(1, gates={"jupyterlab": True})]
+
+
+def _active(seconds_ago: float, source: str = "jupyter") -> Recorded:
+    return Recorded(time=NOW - timedelta(seconds=seconds_ago), source=source, usage=None)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "phase", "expiry", "soon"),
+    [
+        (None, "Expired", NOW - timedelta(seconds=40), None),
+        (_active(59), "Running", NOW + timedelta(seconds=1), "True"),
+        (_active(30), "Running", NOW + timedelta(seconds=30), "False"),
+        (_active(60), "Expired", NOW, None),
+        (
+            Recorded(time=None, source=None, usage=None),
+            "Expired",
+            NOW - timedelta(seconds=40),
+            None,
+        ),
+    ],
+    ids=["no-activity", "one-second-left", "active-30s-ago", "idle-on-the-dot", "empty-lease"],
+)
+def test_idle_timeout_counts_from_the_last_activity(
+    recorded: Recorded | None, phase: str, expiry: datetime, soon: str | None
+) -> None:
+    outcome = compute({"type": "notebook"}, NOTEBOOK_UP, previous=RUNNING, activity=recorded)
     assert outcome.status.timeout_mode == "idle"
+    assert outcome.status.phase == phase
+    assert outcome.status.expiry_time == expiry
+    assert conditions(outcome).get("ExpiringSoon") == soon
+    if phase == "Expired":
+        assert outcome.status.reason == "IdleTimeout"
+        assert outcome.wake_at is None
+    else:
+        assert outcome.status.last_activity_source == "jupyter"
+        assert outcome.status.last_activity_time == recorded.time if recorded else None
+        warn = expiry - timedelta(seconds=10)
+        assert outcome.wake_at == (warn if warn > NOW else expiry)
+
+
+def test_idle_timeout_message_names_the_last_signal() -> None:
+    before = SessionStatus(
+        phase="Running",
+        start_time=NOW - timedelta(seconds=500),
+        last_activity_time=NOW - timedelta(seconds=61),
+        last_activity_source="ssh",
+    )
+    outcome = compute(
+        {"type": "notebook"}, NOTEBOOK_UP, previous=before, activity=_active(61, "ssh")
+    )
+    assert outcome.status.phase == "Expired"
+    assert (
+        outcome.status.message == "idle for 60 seconds (last activity: ssh at 2026-01-01T11:58:59Z)"
+    )
+    events = status.transitions(before, outcome.status)
+    # (Scheduled too: `before` has no conditions.)
+    assert [(e.type, e.reason) for e in events if e.reason != "Scheduled"] == [
+        ("Normal", "IdleTimeout")
+    ]
+
+
+def test_activity_does_not_extend_an_absolute_timeout() -> None:
+    before = SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=60))
+    outcome = compute(
+        {**SSH, "image": "x"}, [pod(1)], previous=before, env=None, activity=_active(1, "ssh")
+    )
+    assert outcome.status.phase == "Expired" and outcome.status.reason == "Timeout"
+    assert outcome.status.last_activity_source == "ssh", "recorded all the same"
+
+
+def test_never_means_never() -> None:
+    before = SessionStatus(phase="Running", start_time=NOW - timedelta(days=30))
+    outcome = compute({"type": "notebook", "timeout": -1}, NOTEBOOK_UP, previous=before)
+    assert outcome.status.timeout_mode == "none"
     assert outcome.status.phase == "Running"
+    assert outcome.status.expiry_time is None and outcome.wake_at is None
+    assert "ExpiringSoon" not in conditions(outcome)
+
+
+def test_expiring_soon_warns_once_and_clears_on_activity() -> None:
+    quiet = compute({"type": "notebook"}, NOTEBOOK_UP, previous=RUNNING, activity=_active(30))
+    warned = compute(
+        {"type": "notebook"},
+        NOTEBOOK_UP,
+        previous=quiet.status,
+        activity=_active(30),
+        now=NOW + timedelta(seconds=21),
+    )
+    assert conditions(warned)["ExpiringSoon"] == "True"
+    events = status.transitions(quiet.status, warned.status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "ExpiringSoon")]
+    assert events[0].message == "expires at 2026-01-01T12:00:30Z unless active"
+    again = compute(
+        {"type": "notebook"},
+        NOTEBOOK_UP,
+        previous=warned.status,
+        activity=_active(30),
+        now=NOW + timedelta(seconds=22),
+    )
+    assert status.transitions(warned.status, again.status) == [], "one warning, not one a second"
+    renewed = compute(
+        {"type": "notebook"},
+        NOTEBOOK_UP,
+        previous=again.status,
+        activity=_active(-22),
+        now=NOW + timedelta(seconds=23),
+    )
+    assert conditions(renewed)["ExpiringSoon"] == "False"
+    assert renewed.status.expiry_time == NOW + timedelta(seconds=82)
+
+
+def test_usage_comes_from_the_lease() -> None:
+    usage = {"cpuCores": 1.5, "memory": "2048Mi", "gpuUtilization": 85.0, "gpuMemory": "10240Mi"}
+    outcome = compute(
+        {"type": "notebook"},
+        NOTEBOOK_UP,
+        previous=RUNNING,
+        activity=Recorded(time=NOW, source="gpu", usage=usage),
+    )
+    assert outcome.status.usage is not None
+    assert outcome.status.usage.model_dump(by_alias=True, exclude_none=True) == usage
 
 
 def test_events_for_transitions() -> None:

@@ -9,7 +9,7 @@ reconciler grants and releases; sessions read the holder and wait for it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -197,18 +197,20 @@ async def reconcile(namespace: str, name: str) -> None:
     )
     if changed_hands:
         if decision.released:
-            kopf.event(
-                cast(kopf.Body, raw),
-                type="Normal",
-                reason="Released",
-                message=f'session "{decision.released}" released the drive',
+            await objects.post_event(
+                api,
+                raw,
+                "Normal",
+                "Released",
+                f'session "{decision.released}" released the drive',
             )
         if decision.holder:
-            kopf.event(
-                cast(kopf.Body, raw),
-                type="Normal",
-                reason="Granted",
-                message=f'granted to session "{decision.holder.session}"',
+            await objects.post_event(
+                api,
+                raw,
+                "Normal",
+                "Granted",
+                f'granted to session "{decision.holder.session}"',
             )
     if sessions_queue is not None and (changed_hands or new.get("waiting") != old.get("waiting")):
         for claimant in claimants:

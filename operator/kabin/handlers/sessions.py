@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -24,7 +24,7 @@ from kabin.api.session import SessionSpec, SessionStatus
 from kabin.handlers import drives, metrics
 from kabin.handlers.wakeups import Key, Wakeups
 from kabin.k8s import objects
-from kabin.logic import children, status
+from kabin.logic import activity, children, status
 from kabin.logic.drives import DISPLAY_NAME, claim_name
 from kabin.settings import OperatorSettings, reconciles
 
@@ -83,8 +83,15 @@ async def session_changed(
     labels={"app.kubernetes.io/managed-by": children.MANAGED_BY},
     when=lambda namespace, **_: reconciles(namespace),
 )
-async def pod_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
-    """One of a Session's pods changed: its session's status may have."""
+@kopf.on.event(
+    "coordination.k8s.io",
+    "leases",
+    labels={"app.kubernetes.io/managed-by": children.MANAGED_BY},
+    when=lambda namespace, **_: reconciles(namespace),
+)
+async def child_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    """One of a Session's pods changed, or its agent renewed its activity Lease: its
+    status (and its expiry) may have moved."""
     session = labels.get(children.SESSION_LABEL)
     if session and namespace and _wakeups is not None:
         _wakeups.now((namespace, session))
@@ -125,10 +132,12 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     previous = SessionStatus.model_validate(raw.get("status") or {})
     env = await k8s.get_environment(api, spec.environment) if spec.environment else None
     if spec.environment and env is None and not previous.phase:
-        kopf.warn(
-            cast(kopf.Body, raw),
-            reason="EnvironmentNotFound",
-            message=f'EnvironmentConfig "{spec.environment}" does not exist',
+        await objects.post_event(
+            api,
+            raw,
+            "Warning",
+            "EnvironmentNotFound",
+            f'EnvironmentConfig "{spec.environment}" does not exist',
         )
         return spec.type
     owner = children.Owner(name, namespace, meta["uid"], spec.user or "")
@@ -136,8 +145,10 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     selector = children.selector(owner)
     deleting = bool(meta.get("deletionTimestamp"))
     drive = await _drive(api, namespace, name, spec, settings)
+    interactive = spec.type != "headless"
 
     async def observe(previous: SessionStatus) -> tuple[status.Outcome, list[dict[str, Any]]]:
+        lease = await objects.get_lease(api, namespace, name) if interactive else None
         pods = await objects.list_owned(api, "Pod", namespace, selector)
         services = await objects.list_owned(api, "Service", namespace, selector)
         observed = status.Observed(
@@ -151,6 +162,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
             deleting=deleting,
             renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
             drive=drive,
+            activity=activity.from_lease(lease),
         )
         outcome = status.compute(
             observed,
@@ -159,6 +171,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
                 host=settings.ingress_host,
                 ssh_host=settings.ssh_host or settings.ingress_host,
                 image_pull_grace=settings.image_pull_grace,
+                expiring_soon=settings.expiring_soon,
             ),
         )
         return outcome, pods
@@ -177,9 +190,7 @@ async def _reconcile(namespace: str, name: str) -> str | None:
             api, namespace, name, {**{k: None for k in old if k not in new}, **new}
         )
     for event in status.transitions(previous, outcome.status):
-        kopf.event(
-            cast(kopf.Body, raw), type=event.type, reason=event.reason, message=event.message
-        )
+        await objects.post_event(api, raw, event.type, event.reason, event.message)
     _record(raw, spec, previous, outcome.status)
     if _wakeups is not None:
         _wakeups.at((namespace, name), outcome.wake_at)
@@ -264,20 +275,27 @@ async def _converge(
     if drive is not None and not drive.granted and not existing:
         return False  # its pods start once the drive is granted to it
     mount = (drive.name, claim_name(drive.name)) if drive is not None else None
+    agent = children.Agent(image=settings.agent_image, renew_interval=settings.activity_interval)
 
     created = []
-    for replica in range(1, spec.replicas + 1):
-        if replica not in existing:
-            pod = children.build_pod(
-                owner=owner,
-                spec=spec,
-                resolved=resolved,
-                replica=replica,
-                replicas=spec.replicas,
-                drive=mount,
-            )
-            if await objects.create_pod(api, pod):
-                created.append(replica)
+    missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
+    if missing:
+        # The agents' ServiceAccount, Role (naming every pod) and Lease come first:
+        # admission refuses a pod whose ServiceAccount does not exist.
+        for obj in children.build_agent_access(owner, spec):
+            await objects.apply(api, obj)
+    for replica in missing:
+        pod = children.build_pod(
+            owner=owner,
+            spec=spec,
+            resolved=resolved,
+            replica=replica,
+            replicas=spec.replicas,
+            drive=mount,
+            agent=agent,
+        )
+        if await objects.create_pod(api, pod):
+            created.append(replica)
     removed = []
     for replica in sorted(existing, reverse=True):  # scale down from the highest
         pod = existing[replica]
@@ -288,11 +306,12 @@ async def _converge(
         ):
             removed.append(replica)
     if existing and (created or removed):
-        kopf.event(
-            cast(kopf.Body, raw),
-            type="Normal",
-            reason="Scaled",
-            message=f"scaled to {spec.replicas} replicas "
+        await objects.post_event(
+            api,
+            raw,
+            "Normal",
+            "Scaled",
+            f"scaled to {spec.replicas} replicas "
             f"(added {created or 'none'}, removed {removed or 'none'})",
         )
 

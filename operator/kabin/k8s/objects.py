@@ -32,6 +32,17 @@ async def _json(response: Any) -> Any:
     return json.loads(body)
 
 
+async def _read(call: Any, *args: Any) -> dict[str, Any] | None:
+    """What a read call returns, as JSON, or None for 404 Not Found."""
+    try:
+        body: dict[str, Any] = await _json(await call(*args, _preload_content=False))
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return body
+
+
 async def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """The Session as stored, or None once it is gone."""
     return await get_custom(api, "sessions", namespace, name)
@@ -88,18 +99,54 @@ async def delete_pod(api: client.ApiClient, namespace: str, name: str) -> bool:
     return True
 
 
+def _namespaced_patch(api: client.ApiClient, kind: str) -> Any:
+    """The client method that patches one namespaced object of `kind`."""
+    methods: dict[str, Any] = {
+        "Service": client.CoreV1Api(api).patch_namespaced_service,
+        "ServiceAccount": client.CoreV1Api(api).patch_namespaced_service_account,
+        "Ingress": client.NetworkingV1Api(api).patch_namespaced_ingress,
+        "Role": client.RbacAuthorizationV1Api(api).patch_namespaced_role,
+        "RoleBinding": client.RbacAuthorizationV1Api(api).patch_namespaced_role_binding,
+        "Lease": client.CoordinationV1Api(api).patch_namespaced_lease,
+    }
+    if kind not in methods:
+        raise ValueError(f"kabin does not apply {kind} objects")
+    return methods[kind]
+
+
 async def apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
-    """Server-side apply a Service or an Ingress with kabin's field manager."""
+    """Server-side apply a session's child (Service, Ingress, the agent's ServiceAccount,
+    Role, RoleBinding, Lease) with kabin's field manager."""
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    args: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
+    patch = _namespaced_patch(api, obj["kind"])
+    await patch(name, namespace, obj, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+
+
+async def get_lease(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """A Lease as stored, or None."""
+    return await _read(client.CoordinationV1Api(api).read_namespaced_lease, name, namespace)
+
+
+async def patch_lease(
+    api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]
+) -> None:
+    """Merge-patch a Lease (the agent's renewals: spec.renewTime and annotations)."""
+    coordination: Any = client.CoordinationV1Api(api)
+    await coordination.patch_namespaced_lease(name, namespace, body, _content_type=MERGE)
+
+
+async def set_pod_condition(
+    api: client.ApiClient, namespace: str, pod: str, condition: dict[str, Any]
+) -> None:
+    """Set one condition of a pod's status (a readiness gate), leaving the others: a
+    strategic merge patch, which merges conditions by type."""
     core: Any = client.CoreV1Api(api)
-    networking: Any = client.NetworkingV1Api(api)
-    if obj["kind"] == "Service":
-        await core.patch_namespaced_service(name, namespace, obj, **args)
-    elif obj["kind"] == "Ingress":
-        await networking.patch_namespaced_ingress(name, namespace, obj, **args)
-    else:
-        raise ValueError(f"kabin does not apply {obj['kind']} objects")
+    await core.patch_namespaced_pod_status(
+        pod,
+        namespace,
+        {"status": {"conditions": [condition]}},
+        _content_type="application/strategic-merge-patch+json",
+    )
 
 
 async def delete_owned(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:
@@ -119,21 +166,9 @@ async def get_custom(
 ) -> dict[str, Any] | None:
     """One of kabin's objects as stored (cluster-scoped when `namespace` is None), or None."""
     custom = client.CustomObjectsApi(api)
-    try:
-        if namespace is None:
-            response = await custom.get_cluster_custom_object(
-                GROUP, VERSION, plural, name, _preload_content=False
-            )
-        else:
-            response = await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _preload_content=False
-            )
-        body: dict[str, Any] = await _json(response)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return body
+    if namespace is None:
+        return await _read(custom.get_cluster_custom_object, GROUP, VERSION, plural, name)
+    return await _read(custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
 
 
 async def list_custom(api: client.ApiClient, plural: str, namespace: str) -> list[dict[str, Any]]:
@@ -188,17 +223,8 @@ async def patch_custom(
 
 async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """A PersistentVolumeClaim, or None."""
-    try:
-        body: dict[str, Any] = await _json(
-            await client.CoreV1Api(api).read_namespaced_persistent_volume_claim(
-                name, namespace, _preload_content=False
-            )
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    return body
+    core = client.CoreV1Api(api)
+    return await _read(core.read_namespaced_persistent_volume_claim, name, namespace)
 
 
 async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> bool:
@@ -226,3 +252,44 @@ async def delete_pvc(api: client.ApiClient, namespace: str, name: str) -> None:
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+async def post_event(
+    api: client.ApiClient, about: dict[str, Any], type: str, reason: str, message: str
+) -> None:
+    """Record an Event about a kabin object (`kubectl describe` shows it). Best effort:
+    a namespace being deleted refuses new Events, and nothing depends on them."""
+    import logging
+    from datetime import UTC, datetime
+
+    meta = about["metadata"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": about["apiVersion"],
+            "kind": about["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    try:
+        core: Any = client.CoreV1Api(api)
+        await core.create_namespaced_event(meta["namespace"], event)
+    except ApiException as e:
+        logging.getLogger("kabin.events").info(
+            "Event %s about %s/%s not recorded: %s",
+            reason,
+            meta["namespace"],
+            meta["name"],
+            e.reason,
+        )

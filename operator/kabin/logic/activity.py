@@ -7,12 +7,17 @@ simply not asked. Nothing here reads files, sockets or the clock.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 # /proc/net/tcp state codes (include/net/tcp_states.h).
 TCP_ESTABLISHED = "01"
+
+# Written by the agent on the session's activity Lease, beside spec.renewTime.
+SOURCE_ANNOTATION = "kabin.dev/activity-source"
+USAGE_ANNOTATION = "kabin.dev/usage"
 
 
 def established_connections(proc_net_tcp: str, port: int) -> int:
@@ -93,3 +98,125 @@ def latest(seen: list[Seen]) -> Seen | None:
     """The most recent activity over all signals, naming the signal that saw it."""
     active = [s for s in seen if s.active and s.last is not None]
     return max(active, key=lambda s: s.last or datetime.min) if active else None
+
+
+def process_times(stat: str) -> tuple[int, int]:
+    """(CPU clock ticks, resident pages) of one process, from its /proc/<pid>/stat.
+
+    The command name (field 2) may hold spaces and parentheses, so fields are
+    counted after its closing parenthesis: utime and stime are fields 14 and 15,
+    rss field 24 (proc(5)).
+    """
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12]), int(fields[21])
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources the session uses now, as `status.usage` reports them."""
+
+    cpu_cores: float
+    memory_bytes: int
+    gpu_utilization: float | None = None
+    gpu_memory_bytes: int | None = None
+
+    def report(self) -> dict[str, Any]:
+        """The `status.usage` fields, rounded so that an idle session's report stays put."""
+        mib = 1 << 20
+        out: dict[str, Any] = {
+            "cpuCores": round(self.cpu_cores, 1),
+            "memory": f"{round(self.memory_bytes / mib / 64) * 64}Mi",
+        }
+        if self.gpu_utilization is not None:
+            out["gpuUtilization"] = float(round(self.gpu_utilization / 5) * 5)
+        if self.gpu_memory_bytes is not None:
+            out["gpuMemory"] = f"{round(self.gpu_memory_bytes / mib / 64) * 64}Mi"
+        return out
+
+
+@dataclass
+class Reporter:
+    """What the agent writes, decided from its samples: new activity, at most once per
+    `interval` seconds, and usage when it moved, at most once per `usage_interval`.
+
+    Activity is new when a signal saw it after the agent started and after that
+    signal's previous sample (a Jupyter server's `last_activity` that did not move
+    is no activity). Activity seen while a write is held back by the interval is
+    kept and written when the interval has passed, so none is lost.
+    """
+
+    started: datetime
+    interval: float
+    usage_interval: float
+    previous: dict[str, datetime] | None = None
+    pending: Seen | None = None
+    reported: datetime | None = None
+    written: datetime | None = None
+    usage: dict[str, Any] | None = None
+    usage_written: datetime | None = None
+
+    def activity(self, seen: list[Seen], now: datetime) -> Seen | None:
+        """The activity to write now, if any; call `wrote` once it is written."""
+        previous = self.previous if self.previous is not None else {}
+        fresh = []
+        for s in seen:
+            if s.active and s.last is not None:
+                floor = max(self.started, previous.get(s.source, self.started))
+                if s.last > floor:
+                    fresh.append(s)
+                previous[s.source] = max(s.last, previous.get(s.source, s.last))
+        self.previous = previous
+        newest = latest([*fresh, *([self.pending] if self.pending else [])])
+        if newest is None or newest.last is None:
+            return None
+        if self.reported is not None and newest.last <= self.reported:
+            return None
+        self.pending = newest
+        if self.written is not None and (now - self.written).total_seconds() < self.interval:
+            return None
+        return newest
+
+    def wrote(self, seen: Seen, now: datetime) -> None:
+        """`seen` is in the Lease now."""
+        self.reported, self.written, self.pending = seen.last, now, None
+
+    def usage_report(self, usage: Usage, now: datetime) -> dict[str, Any] | None:
+        """The usage to write now: when it moved since the last report, at most once per
+        `usage_interval`."""
+        report = usage.report()
+        if report == self.usage:
+            return None
+        if (
+            self.usage_written is not None
+            and (now - self.usage_written).total_seconds() < self.usage_interval
+        ):
+            return None
+        self.usage, self.usage_written = report, now
+        return report
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the session's activity Lease says: the last activity and the latest usage."""
+
+    time: datetime | None
+    source: str | None
+    usage: dict[str, Any] | None
+
+
+def from_lease(lease: dict[str, Any] | None) -> Recorded | None:
+    """The activity an agent recorded on a Lease; None when there is no Lease."""
+    import json
+
+    if lease is None:
+        return None
+    annotations = lease.get("metadata", {}).get("annotations") or {}
+    usage = None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(annotations.get(USAGE_ANNOTATION) or "null")
+        usage = parsed if isinstance(parsed, dict) else None
+    return Recorded(
+        time=_time(lease.get("spec", {}).get("renewTime")),
+        source=annotations.get(SOURCE_ANNOTATION),
+        usage=usage,
+    )

@@ -31,6 +31,17 @@ MANAGED_BY = "kabin"
 BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
 
 
+@dataclass(frozen=True)
+class Agent:
+    """How to run the `kabin agent` sidecar of interactive sessions."""
+
+    image: str
+    renew_interval: float = 60
+
+
+AGENT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
 def gate(interface: str) -> str:
     """The readiness-gate condition of an interface, set True by the agent once it answers."""
     return f"kabin.dev/{interface}-ready"
@@ -161,9 +172,10 @@ def build_pod(
     replica: int,
     replicas: int,
     drive: tuple[str, str] | None = None,
+    agent: Agent | None = None,
 ) -> dict[str, Any]:
     """Pod `replica` (1-based) of `replicas` for the session; `drive` is (Drive, PVC)
-    to mount at the environment's drive mount path."""
+    to mount at the environment's drive mount path; interactive pods get `agent`."""
     headless = spec.type == "headless"
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
@@ -250,6 +262,8 @@ def build_pod(
                 ]
             },
         }
+    if not headless and agent is not None:
+        _add_agent(pod_spec, owner, spec, resolved, replica, agent)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -261,6 +275,155 @@ def build_pod(
         },
         "spec": pod_spec,
     }
+
+
+def agent_name(owner: Owner) -> str:
+    """The ServiceAccount, Role and RoleBinding of a session's agents."""
+    return f"{owner.name}-kabin-agent"
+
+
+def _add_agent(
+    pod_spec: dict[str, Any],
+    owner: Owner,
+    spec: SessionSpec,
+    resolved: Resolved,
+    replica: int,
+    agent: Agent,
+) -> None:
+    """The agent sidecar: it sees the session's processes (one process namespace) and
+    alone gets a token, of the session's agent ServiceAccount; the user's container
+    gets none."""
+    import json
+
+    probes = [
+        {
+            "name": i.name,
+            "port": i.port,
+            "base": http_path(spec.type, owner, resolved.interfaces, i)
+            if i.name in HTTP_INTERFACES
+            else "",
+            "path": http_path(spec.type, owner, resolved.interfaces, i) + i.path.lstrip("/")
+            if i.name in HTTP_INTERFACES
+            else "",
+        }
+        for i in resolved.interfaces
+    ]
+    env = [
+        {"name": "KABIN_AGENT_SESSION", "value": owner.name},
+        {"name": "KABIN_AGENT_NAMESPACE", "value": owner.namespace},
+        {"name": "KABIN_AGENT_POD", "value": pod_name(owner, replica)},
+        {"name": "KABIN_AGENT_INTERFACES", "value": json.dumps(probes)},
+        {"name": "KABIN_AGENT_RENEW_INTERVAL", "value": str(agent.renew_interval)},
+        *(
+            {"name": e.name, "value": e.value}
+            for e in resolved.env
+            if e.name == "JUPYTER_TOKEN"  # the agent asks Jupyter's API as the user does
+        ),
+    ]
+    pod_spec["containers"].append(
+        {
+            "name": "kabin-agent",
+            "image": agent.image,
+            "args": ["agent"],
+            "env": env,
+            "resources": {
+                "requests": {"cpu": "20m", "memory": "96Mi"},
+                "limits": {"memory": "192Mi"},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "readOnlyRootFilesystem": True,
+            },
+            "volumeMounts": [
+                {"name": "kabin-agent-token", "mountPath": AGENT_TOKEN_PATH, "readOnly": True}
+            ],
+        }
+    )
+    pod_spec["shareProcessNamespace"] = True
+    pod_spec["serviceAccountName"] = agent_name(owner)
+    pod_spec.setdefault("volumes", []).append(
+        {
+            "name": "kabin-agent-token",
+            "projected": {
+                "sources": [
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {"fieldPath": "metadata.namespace"},
+                                }
+                            ]
+                        }
+                    },
+                ]
+            },
+        }
+    )
+
+
+def build_agent_access(owner: Owner, spec: SessionSpec) -> list[dict[str, Any]]:
+    """What the session's agents need: a ServiceAccount, a Role allowing only the
+    session's activity Lease and its own pods' status (by resourceNames), the
+    RoleBinding, and the Lease itself. Empty for headless sessions (no agent)."""
+    if spec.type == "headless":
+        return []
+    meta = {
+        "name": agent_name(owner),
+        "namespace": owner.namespace,
+        "labels": labels(owner, spec.type),
+        "ownerReferences": [owner.reference()],
+    }
+    pods = [pod_name(owner, r) for r in range(1, spec.replicas + 1)]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "resourceNames": [owner.name],
+                    "verbs": ["get", "patch", "update"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods/status"],
+                    "resourceNames": pods,
+                    "verbs": ["get", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": agent_name(owner),
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": agent_name(owner), "namespace": owner.namespace}
+            ],
+        },
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {**meta, "name": owner.name},
+            "spec": {},
+        },
+    ]
 
 
 def _service(

@@ -7,6 +7,7 @@ it must next be looked at (its expiry), and which transitions deserve an Event.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -21,7 +22,9 @@ from kabin.api.session import (
     SessionSpec,
     SessionStatus,
     TimeoutMode,
+    Usage,
 )
+from kabin.logic.activity import Recorded
 from kabin.logic.children import Owner, Resolved, gate, http_path, selector
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Expired"})
@@ -53,6 +56,7 @@ class Observed:
     deleting: bool = False
     renew: str | None = None
     drive: DriveView | None = None
+    activity: Recorded | None = None  # what the agent recorded on the activity Lease
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Settings:
     host: str
     ssh_host: str
     image_pull_grace: float
+    expiring_soon: float = 300
 
 
 @dataclass(frozen=True)
@@ -204,10 +209,21 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
         renewal = Renewal(token=observed.renew, time=now)
 
     start = prev.start_time or (now if running else None)
+    recorded = observed.activity
+    last_activity, last_source = prev.last_activity_time, prev.last_activity_source
+    if recorded is not None and recorded.time is not None:
+        last_activity, last_source = recorded.time, recorded.source
+    usage = prev.usage
+    if recorded is not None and recorded.usage is not None:
+        with contextlib.suppress(ValueError):
+            usage = Usage.model_validate(recorded.usage)
     expiry: datetime | None = None
-    if resolved.timeout_mode == "absolute" and start is not None:
-        since = max(start, renewal.time) if renewal else start
-        expiry = since + timedelta(seconds=resolved.timeout)
+    if resolved.timeout_mode in ("absolute", "idle") and start is not None:
+        # Absolute: from the start or the last renew. Idle: from the last activity too.
+        since = [start, *([renewal.time] if renewal else [])]
+        if resolved.timeout_mode == "idle" and last_activity is not None:
+            since.append(last_activity)
+        expiry = max(since) + timedelta(seconds=resolved.timeout)
 
     phase: Phase = prev.phase or "Pending"
     reason, message = prev.reason, prev.message
@@ -220,6 +236,13 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
             phase, reason, message = cast(Phase, finished[0]), finished[1], finished[2]
         elif broken:
             phase, (reason, message) = "Failed", broken
+        elif expiry is not None and now >= expiry and resolved.timeout_mode == "idle":
+            phase, reason = "Expired", "IdleTimeout"
+            message = f"idle for {resolved.timeout} seconds" + (
+                f" (last activity: {last_source} at {last_activity:%Y-%m-%dT%H:%M:%SZ})"
+                if last_activity is not None and last_source
+                else " (no activity seen since the start)"
+            )
         elif expiry is not None and now >= expiry:
             phase, reason = "Expired", "Timeout"
             message = f"the absolute timeout of {resolved.timeout} seconds ran out"
@@ -259,6 +282,20 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
     else:
         conditions.append(
             cond("Scheduled", False, "Pending", f"{len(placed)}/{spec.replicas} pods placed")
+        )
+
+    warn_at = expiry - timedelta(seconds=settings.expiring_soon) if expiry else None
+    if warn_at is not None and phase not in TERMINAL and phase != "Terminating":
+        soon = now >= warn_at
+        when = f"{expiry:%Y-%m-%dT%H:%M:%SZ}"
+        conditions.append(
+            cond(
+                "ExpiringSoon",
+                soon,
+                "ExpiringSoon" if soon else "NotExpiringSoon",
+                f"expires at {when}"
+                + (" unless active" if resolved.timeout_mode == "idle" else " unless renewed"),
+            )
         )
 
     drive = observed.drive
@@ -332,11 +369,11 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
         ready_replicas=len(ready_pods),
         start_time=start,
         expiry_time=expiry,
-        last_activity_time=prev.last_activity_time,
-        last_activity_source=prev.last_activity_source,
+        last_activity_time=last_activity,
+        last_activity_source=last_source,
         timeout_mode=cast(TimeoutMode, resolved.timeout_mode),
         requested=Requested(cpu=resolved.cpu, memory=resolved.memory, gpu=resolved.gpu),
-        usage=prev.usage,
+        usage=usage,
         drive=drive.name if drive else None,
         reason=reason,
         message=message,
@@ -345,7 +382,11 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
     )
     wake_at = None
     if phase not in TERMINAL and phase != "Terminating":
-        deadlines = [expiry, _pull_deadline(live, grace=settings.image_pull_grace)]
+        deadlines = [
+            expiry,
+            warn_at if warn_at is not None and warn_at > now else None,
+            _pull_deadline(live, grace=settings.image_pull_grace),
+        ]
         wake_at = min((d for d in deadlines if d is not None), default=None)
     return Outcome(status=status, wake_at=wake_at)
 
@@ -367,7 +408,12 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
     ready = _flipped_true(prev, new, "Ready")
     if ready:
         events.append(Event("Normal", "Ready", ready.message))
+    soon = _flipped_true(prev, new, "ExpiringSoon")
+    if soon:
+        events.append(Event("Warning", "ExpiringSoon", soon.message))
     if new.phase != prev.phase and new.phase in TERMINAL:
         kind = "Warning" if new.phase == "Failed" else "Normal"
-        events.append(Event(kind, new.phase or "", new.message or new.phase or ""))
+        # Expired says why (IdleTimeout, Timeout); the other phases are their own reason.
+        why = (new.reason if new.phase == "Expired" else None) or new.phase or ""
+        events.append(Event(kind, why, new.message or new.phase or ""))
     return events
