@@ -67,3 +67,68 @@ async def test_operator_pod_meets_the_restricted_pod_security_standard(crds: lis
     )
     assert result.code == 0, result.err
     assert "Warning" not in result.err, result.err
+
+
+async def test_the_operators_role_may_grant_what_the_agents_need(
+    crds: list[str], namespace: str
+) -> None:
+    """RBAC refuses a Role granting more than its creator holds: the operator's
+    ClusterRole must cover the per-session agent Role it makes."""
+    from kabin.api.session import SessionSpec
+    from kabin.logic import children
+
+    rendered = await run("kubectl", "kustomize", str(ROOT / "manifests"))
+    rbac = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d
+        and d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+        and d["metadata"]["name"] == "kabin-operator"
+    ]
+    await run("kubectl", "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+    owner = children.Owner(
+        name="s", namespace=namespace, uid="00000000-0000-0000-0000-000000000000"
+    )
+    spec = SessionSpec.model_validate({"type": "notebook", "image": "x", "replicas": 2})
+    objects = [
+        {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}}
+        for obj in children.build_agent_access(owner, spec)
+    ]
+    as_operator = [
+        "--as=system:serviceaccount:kabin-system:kabin-operator",
+        "--as-group=system:serviceaccounts",
+        "--as-group=system:serviceaccounts:kabin-system",
+    ]
+    result = await command(
+        "kubectl",
+        "apply",
+        "--server-side",
+        "-n",
+        namespace,
+        *as_operator,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(objects),
+    )
+    assert result.code == 0, result.err
+    assert {line.split()[0] for line in result.out.splitlines()} == {
+        "serviceaccount/s-kabin-agent",
+        "role.rbac.authorization.k8s.io/s-kabin-agent",
+        "rolebinding.rbac.authorization.k8s.io/s-kabin-agent",
+        "lease.coordination.k8s.io/s",
+    }
+    # ...and it could not grant more than it holds: reading Secrets, say.
+    role = next(o for o in objects if o["kind"] == "Role")
+    role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+    refused = await command(
+        "kubectl",
+        "apply",
+        "--server-side",
+        "-n",
+        namespace,
+        *as_operator,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(role),
+    )
+    assert refused.code != 0 and "grant RBAC permissions not currently held" in refused.err
