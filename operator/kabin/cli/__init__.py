@@ -1,5 +1,7 @@
 """The `kabin` command line (also `python -m kabin`)."""
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +38,22 @@ def operator(
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
 
 
+from kabin.cli import catalog, sessions  # noqa: E402  (after `app`, which they extend)
+
+app.command("create")(sessions.create)
+app.command("ls")(sessions.ls)
+app.command("list", hidden=True)(sessions.ls)
+app.command("info")(sessions.info)
+app.command("logs")(sessions.logs)
+app.command("stats")(sessions.stats)
+app.command("renew")(sessions.renew)
+app.command("delete")(sessions.delete)
+app.add_typer(catalog.drives, name="drives")
+app.add_typer(catalog.envs, name="envs")
+
+
 def main() -> None:
-    """Entry point of the `kabin` console script."""
-    app()
+    """Entry point of the `kabin` console script, and of `kubectl kabin` (kubectl runs
+    the `kubectl-kabin` script it finds on PATH)."""
+    plugin = Path(sys.argv[0]).name.startswith("kubectl-")
+    app(prog_name="kubectl kabin" if plugin else "kabin")

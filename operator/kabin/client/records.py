@@ -79,7 +79,7 @@ def _positive(field: str, value: float | None, *, zero: bool = False) -> None:
         raise Invalid(f"{field}: {value!r} is not a number")
     if value < 0 or (value == 0 and not zero):
         limit = "at least 0" if zero else "more than 0"
-        raise Invalid(f"{field}: {value} must be {limit}")
+        raise Invalid(f"{field}: {value:g} must be {limit}")
 
 
 def _cpu(cores: float) -> int | str:
