@@ -1,5 +1,7 @@
 """The `kabin` command line (also `python -m kabin`)."""
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,8 +42,11 @@ def operator(
 def agent(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
-    """Run a session's agent (the sidecar of interactive session pods): readiness gates,
-    activity Lease renewals and usage. Configured by KABIN_AGENT_* variables."""
+    """Run a session's agent, the sidecar of interactive session pods.
+
+    It sets the readiness gates, renews the activity Lease and reports usage,
+    configured by the KABIN_AGENT_* variables the operator sets in the pod.
+    """
     import asyncio
     import logging
 
@@ -62,6 +67,22 @@ def agent(
     asyncio.run(run(settings))
 
 
+from kabin.cli import catalog, sessions  # noqa: E402  (after `app`, which they extend)
+
+app.command("create")(sessions.create)
+app.command("ls")(sessions.ls)
+app.command("list", hidden=True)(sessions.ls)
+app.command("info")(sessions.info)
+app.command("logs")(sessions.logs)
+app.command("stats")(sessions.stats)
+app.command("renew")(sessions.renew)
+app.command("delete")(sessions.delete)
+app.add_typer(catalog.drives, name="drives")
+app.add_typer(catalog.envs, name="envs")
+
+
 def main() -> None:
-    """Entry point of the `kabin` console script."""
-    app()
+    """Entry point of the `kabin` console script, and of `kubectl kabin` (kubectl runs
+    the `kubectl-kabin` script it finds on PATH)."""
+    plugin = Path(sys.argv[0]).name.startswith("kubectl-")
+    app(prog_name="kubectl kabin" if plugin else "kabin")

@@ -9,6 +9,7 @@ computed a difference.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -293,3 +294,112 @@ async def post_event(
             meta["name"],
             e.reason,
         )
+
+
+# Reads and writes of the Python client and the CLI (kabin.client): whole-cluster
+# lists, deletes, pod logs and watches.
+
+
+async def list_custom_everywhere(api: client.ApiClient, plural: str) -> list[dict[str, Any]]:
+    """Every object of a kind in every namespace (or every cluster-scoped one)."""
+    body = await _json(
+        await client.CustomObjectsApi(api).list_cluster_custom_object(
+            GROUP, VERSION, plural, _preload_content=False
+        )
+    )
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+async def delete_custom(api: client.ApiClient, plural: str, namespace: str, name: str) -> bool:
+    """Delete a Session or Drive; False when it was already gone."""
+    try:
+        await client.CustomObjectsApi(api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+async def watch_custom(
+    api: client.ApiClient, plural: str, namespace: str, name: str, *, seconds: float
+) -> AsyncIterator[dict[str, Any]]:
+    """The object as stored now and after each change, for at most `seconds`.
+
+    Ends early when the object is deleted (after yielding nothing for the delete).
+    """
+    from kubernetes_asyncio import watch
+
+    custom = client.CustomObjectsApi(api)
+    stream = watch.Watch().stream(
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=max(1, int(seconds)),
+    )
+    async with stream:
+        async for event in stream:
+            if event["type"] == "DELETED":
+                return
+            if event["type"] in ("ADDED", "MODIFIED"):
+                yield event["object"]
+
+
+async def list_nodes(api: client.ApiClient) -> list[dict[str, Any]]:
+    """Every node of the cluster."""
+    body = await _json(await client.CoreV1Api(api).list_node(_preload_content=False))
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+async def list_pods_everywhere(api: client.ApiClient, selector: str) -> list[dict[str, Any]]:
+    """Pods matching the label `selector` in every namespace."""
+    body = await _json(
+        await client.CoreV1Api(api).list_pod_for_all_namespaces(
+            label_selector=selector, _preload_content=False
+        )
+    )
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+async def list_namespaces(api: client.ApiClient) -> list[str]:
+    """The names of every namespace."""
+    body = await _json(await client.CoreV1Api(api).list_namespace(_preload_content=False))
+    return [item["metadata"]["name"] for item in body.get("items", [])]
+
+
+async def read_pod_log(api: client.ApiClient, namespace: str, pod: str, container: str) -> str:
+    """A container's log as text, from its start."""
+    core: Any = client.CoreV1Api(api)  # its stub says str; unparsed, it is the response
+    response = await core.read_namespaced_pod_log(
+        pod, namespace, container=container, _preload_content=False
+    )
+    body = await response.read()
+    if response.status >= 400:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body.decode(errors="replace")
+        raise error
+    text: str = body.decode(errors="replace")
+    return text
+
+
+async def follow_pod_log(
+    api: client.ApiClient, namespace: str, pod: str, container: str
+) -> AsyncIterator[str]:
+    """A container's log line by line, from its start, following it until it ends."""
+    core: Any = client.CoreV1Api(api)  # its stub says str; unparsed, it is the response
+    response = await core.read_namespaced_pod_log(
+        pod, namespace, container=container, follow=True, _preload_content=False
+    )
+    if response.status >= 400:
+        await _json(response)  # raises with the API server's message
+    async with response:
+        async for line in response.content:
+            yield line.decode(errors="replace").rstrip("\n")

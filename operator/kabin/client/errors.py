@@ -1,0 +1,74 @@
+"""The client's exceptions: the API server's own message, typed by what went wrong.
+
+Every failure is an exception (never a silent False): `NotFound`, `AlreadyExists`,
+`Forbidden`, `Invalid` (also a ValueError: bad input, from the client's checks or
+the API server's schema, CEL rules and webhooks), `Timeout` (also a TimeoutError)
+and `Unreachable`, all `KabinError`s.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kubernetes_asyncio.client.rest import ApiException
+
+
+class KabinError(Exception):
+    """A request failed. The message is the API server's when it answered."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(KabinError):
+    """The object does not exist (404)."""
+
+
+class AlreadyExists(KabinError):
+    """An object of that name exists already (409)."""
+
+
+class Forbidden(KabinError):
+    """RBAC or admission refused the caller (403)."""
+
+
+class Invalid(KabinError, ValueError):
+    """Bad input: refused by the client's checks or by the API server (422, 400)."""
+
+
+class Timeout(KabinError, TimeoutError):
+    """No answer in time."""
+
+
+class Unreachable(KabinError, ConnectionError):
+    """The API server could not be reached."""
+
+
+_BY_STATUS: dict[int, type[KabinError]] = {
+    400: Invalid,
+    403: Forbidden,
+    404: NotFound,
+    409: AlreadyExists,
+    422: Invalid,
+}
+
+
+def message_of(error: ApiException) -> str:
+    """The API server's message in an error response (a Status object), else its reason."""
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    text = (error.body or "").strip() if isinstance(error.body, str) else ""
+    return text or f"{error.status} {error.reason}"
+
+
+def from_api(error: ApiException) -> KabinError:
+    """The typed exception of an API server error response, carrying its message."""
+    kind = _BY_STATUS.get(error.status or 0, KabinError)
+    return kind(message_of(error), status=error.status, reason=str(error.reason or ""))

@@ -1,0 +1,467 @@
+"""Pure translations between Skaha's vocabulary and kabin's objects.
+
+What the client sends (Session and Drive manifests from `create` arguments) and
+what it returns (Skaha-shaped session records, platform statistics) are built
+here from plain dicts, with no I/O, so that they are tested by tables.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, Literal, cast, get_args
+
+from pydantic import ValidationError
+
+from kabin.api.drive import DriveSpec
+from kabin.api.environment import SESSION_TYPES, SessionType
+from kabin.api.meta import API_VERSION, parse_quantity
+from kabin.api.session import Phase, SessionSpec
+from kabin.client.errors import Invalid
+from kabin.logic.children import GPU_PRODUCT_LABEL, REPLICA_LABEL
+
+NONE = "<none>"
+"""What Skaha shows for a value nobody measured."""
+PHASES: tuple[Phase, ...] = get_args(Phase)
+STATUS_ALIASES: dict[str, Phase] = {"Error": "Failed"}
+"""Skaha's words for kabin's phases."""
+ACTIVE: frozenset[str] = frozenset({"Pending", "Running"})
+MAX_REPLICAS = 512
+"""The most sessions one `create` makes (Skaha's limit)."""
+GPU_RESOURCE = "nvidia.com/gpu"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAME_MAX = 63  # the kabin.dev/session label value carries the name: at most 63 characters
+View = Literal["all"]
+
+
+# -- checks of the arguments, naming the argument and the limit ---------------------------
+
+
+def check_kind(kind: str | None) -> SessionType | None:
+    """`kind` as a session type, or Invalid naming the types there are."""
+    if kind is None or kind in SESSION_TYPES:
+        return kind
+    raise Invalid(f"kind: {kind!r} is not a session type; use one of {', '.join(SESSION_TYPES)}")
+
+
+def check_status(status: str | None) -> Phase | None:
+    """`status` as a phase (Skaha's "Error" is kabin's "Failed"), or Invalid."""
+    if status is None or status in PHASES:
+        return status
+    if status in STATUS_ALIASES:
+        return STATUS_ALIASES[status]
+    raise Invalid(f"status: {status!r} is not a session status; use one of {', '.join(PHASES)}")
+
+
+def check_view(view: str | None) -> View | None:
+    """`view`: None (this namespace) or "all" (every namespace the caller may read)."""
+    if view is None or view == "all":
+        return cast(View | None, view)
+    raise Invalid(f"view: {view!r} is not a view; use 'all' or leave it out")
+
+
+def _check_name(name: str, replicas: int) -> None:
+    longest = name if replicas == 1 else f"{name}-{replicas}"
+    if not _DNS_LABEL.match(name) or len(longest) > _NAME_MAX:
+        raise Invalid(
+            f"name: {name!r} must be lowercase letters, digits and '-', start and end with a "
+            f"letter or digit, and be at most {_NAME_MAX} characters"
+            + (f" with its replica suffix ({longest!r})" if replicas > 1 else "")
+        )
+
+
+def _positive(field: str, value: float | None, *, zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"{field}: {value!r} is not a number")
+    if value < 0 or (value == 0 and not zero):
+        limit = "at least 0" if zero else "more than 0"
+        raise Invalid(f"{field}: {value:g} must be {limit}")
+
+
+def _cpu(cores: float) -> int | str:
+    """Cores as a quantity: whole numbers stay numbers, fractions become millicores."""
+    if float(cores).is_integer():
+        return int(cores)
+    return f"{round(cores * 1000)}m"
+
+
+def _spec_error(error: ValidationError) -> Invalid:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return Invalid(f"spec.{where}: {first['msg']}")
+
+
+# -- what create and create_drive send -------------------------------------------------------
+
+
+def session_manifests(
+    *,
+    name: str,
+    namespace: str,
+    image: str | None,
+    cores: float | None,
+    ram: float | None,
+    kind: str,
+    gpu: int | None,
+    cmd: str | None,
+    args: str | None,
+    env: Mapping[str, Any] | None,
+    replicas: int,
+    environment: str | None = None,
+    drive: str | None = None,
+    timeout: int | None = None,
+) -> list[dict[str, Any]]:
+    """The Sessions `create` makes: `name`, or `name-1` ... `name-N` for `replicas=N`, each
+    with REPLICA_ID and REPLICA_COUNT in its environment (Skaha's replicas).
+
+    `ram` is GB and becomes `<ram>Gi`; `cmd` is the executable, as given; `args` is split
+    as a shell would; `env` values become strings.
+    """
+    session_type = check_kind(kind)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise Invalid(f"replicas: {replicas!r} must be a whole number of at least 1")
+    if replicas > MAX_REPLICAS:
+        raise Invalid(f"replicas: {replicas} exceeds the maximum of {MAX_REPLICAS}")
+    _check_name(name, replicas)
+    _positive("cores", cores)
+    _positive("ram", ram)
+    _positive("gpu", gpu, zero=True)
+    if image is None and environment is None:
+        raise Invalid("image: an image is required unless an environment is named")
+    try:
+        split_args = shlex.split(args) if args is not None else None
+    except ValueError as e:
+        raise Invalid(f"args: {args!r} cannot be split as a shell would: {e}") from None
+    resources = {
+        key: value
+        for key, value in (
+            ("cpu", _cpu(cores) if cores is not None else None),
+            ("memory", f"{ram:g}Gi" if ram is not None else None),
+            ("gpu", gpu),
+        )
+        if value is not None
+    }
+    base = {
+        "type": session_type,
+        "environment": environment,
+        "image": image,
+        "resources": resources or None,
+        "command": [cmd] if cmd is not None else None,
+        "args": split_args,
+        "drive": drive,
+        "timeout": timeout,
+    }
+    user_env = [{"name": str(k), "value": str(v)} for k, v in (env or {}).items()]
+    names = [name] if replicas == 1 else [f"{name}-{i}" for i in range(1, replicas + 1)]
+    manifests = []
+    for index, session_name in enumerate(names, start=1):
+        replica_env = (
+            []
+            if replicas == 1
+            else [
+                {"name": "REPLICA_ID", "value": str(index)},
+                {"name": "REPLICA_COUNT", "value": str(replicas)},
+            ]
+        )
+        merged = {e["name"]: e for e in [*user_env, *replica_env]}  # one entry per name
+        spec: dict[str, Any] = {k: v for k, v in base.items() if v is not None}
+        if merged:
+            spec["env"] = list(merged.values())
+        try:
+            SessionSpec.model_validate(spec)
+        except ValidationError as e:
+            raise _spec_error(e) from None
+        manifests.append(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Session",
+                "metadata": {"name": session_name, "namespace": namespace},
+                "spec": spec,
+            }
+        )
+    return manifests
+
+
+def drive_manifest(
+    *,
+    name: str,
+    namespace: str,
+    size: str,
+    access: str,
+    reclaim_policy: str,
+    storage_class: str | None,
+) -> dict[str, Any]:
+    """The Drive `create_drive` makes, checked by the API's own model."""
+    _check_name(name, 1)
+    spec = {
+        "size": size,
+        "access": access,
+        "reclaimPolicy": reclaim_policy,
+        "storageClassName": storage_class,
+    }
+    spec = {k: v for k, v in spec.items() if v is not None}
+    try:
+        DriveSpec.model_validate(spec)
+    except ValidationError as e:
+        raise _spec_error(e) from None
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Drive",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+# -- ids ------------------------------------------------------------------------------------
+
+
+def parse_id(session_id: str, home: str) -> tuple[str, str]:
+    """(namespace, name) of an id: `name` in the client's namespace, or `namespace/name`."""
+    namespace, _, name = session_id.rpartition("/")
+    if not name or "/" in namespace:
+        raise Invalid(f"ids: {session_id!r} is not a session id (NAME or NAMESPACE/NAME)")
+    return namespace or home, name
+
+
+def object_id(obj: Mapping[str, Any], home: str) -> str:
+    """The id of a session or drive: its name in the client's namespace, else `namespace/name`."""
+    meta = obj["metadata"]
+    return str(meta["name"]) if meta["namespace"] == home else f"{meta['namespace']}/{meta['name']}"
+
+
+def as_ids(ids: str | Iterable[str]) -> list[str]:
+    """Skaha takes one id or a list of them."""
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
+# -- what fetch and info return --------------------------------------------------------------
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(round(value, 3))
+
+
+def _cores(value: Any) -> str:
+    return NONE if value is None else str(_number(parse_quantity(value)))
+
+
+def _gigabytes(value: Any) -> str:
+    """Memory as Skaha shows it: GB (2^30 bytes), "4G"."""
+    return NONE if value is None else f"{_number(parse_quantity(value) / 2**30)}G"
+
+
+def _gibibytes(value: Decimal) -> str:
+    return f"{_number(value / 2**30)}Gi"
+
+
+def phase_of(obj: Mapping[str, Any]) -> str:
+    """The session's phase; Pending until the operator has written one."""
+    return str((obj.get("status") or {}).get("phase") or "Pending")
+
+
+def record(obj: Mapping[str, Any], *, home: str, images: Mapping[str, str]) -> dict[str, str]:
+    """A Session as Skaha describes one: its keys, string values, `<none>` when unknown.
+
+    `images` maps EnvironmentConfig names to their images, for sessions that name no image.
+    """
+    meta, spec = obj["metadata"], obj["spec"]
+    status = obj.get("status") or {}
+    requested = status.get("requested") or spec.get("resources") or {}
+    usage = status.get("usage") or {}
+    image = spec.get("image") or images.get(spec.get("environment") or "") or NONE
+    gpus = requested.get("gpu")
+    return {
+        "id": object_id(obj, home),
+        "userid": spec.get("user") or NONE,
+        "image": image,
+        "type": spec["type"],
+        "status": phase_of(obj),
+        "name": meta["name"],
+        "startTime": status.get("startTime") or meta.get("creationTimestamp") or NONE,
+        "expiryTime": status.get("expiryTime") or NONE,
+        "connectURL": status.get("connectURL") or "not-applicable",
+        "requestedRAM": _gigabytes(requested.get("memory")),
+        "requestedCPUCores": _cores(requested.get("cpu")),
+        "requestedGPUCores": str(gpus or 0),
+        "ramInUse": str(usage["memory"]) if usage.get("memory") is not None else NONE,
+        "gpuRAMInUse": str(usage["gpuMemory"]) if usage.get("gpuMemory") is not None else NONE,
+        "cpuCoresInUse": _cores(usage.get("cpuCores")),
+        "gpuUtilization": (
+            str(usage["gpuUtilization"]) if usage.get("gpuUtilization") is not None else NONE
+        ),
+    }
+
+
+def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Oldest first, then by namespace and name (timestamps have whole seconds)."""
+    meta = obj["metadata"]
+    return (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
+
+
+def join_logs(logs: list[tuple[str, str]]) -> str:
+    """One session's log: its pod's, or each replica's under a `==> pod <==` header."""
+    if len(logs) <= 1:
+        return logs[0][1] if logs else ""
+    return "".join(f"==> {pod} <==\n{text}" for pod, text in logs)
+
+
+def replica_of(pod: Mapping[str, Any]) -> int:
+    """The replica number of a session pod."""
+    return int((pod["metadata"].get("labels") or {}).get(REPLICA_LABEL, "0"))
+
+
+def started(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod's container has started, so that it has a log to read."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(
+        "running" in (s.get("state") or {}) or "terminated" in (s.get("state") or {})
+        for s in statuses
+    )
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+
+def _pod_requests(pod: Mapping[str, Any], resource: str) -> Decimal:
+    total = Decimal(0)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        amount = (resources.get("requests") or {}).get(resource)
+        if amount is None:  # extended resources may be given as limits only
+            amount = (resources.get("limits") or {}).get(resource)
+        if amount is not None:
+            total += parse_quantity(amount)
+    return total
+
+
+def stats(
+    *,
+    nodes: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    sessions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The platform's statistics in Skaha's shape, plus GPUs by product.
+
+    `instances`: active (Pending or Running) sessions by type, and their total.
+    `cores`: CPU requested by live session pods, the allocatable cores of schedulable
+    nodes (`coresAvailable`, Skaha's capacity), and the node with the most cores.
+    `ram`: the node with the most memory (plus requested and allocatable memory).
+    `gpus`: per `nvidia.com/gpu.product`, GPUs requested by live session pods and the
+    nodes' allocatable GPUs.
+    """
+    active = [s for s in sessions if phase_of(s) in ACTIVE]
+    instances: dict[str, int] = {t: 0 for t in SESSION_TYPES}
+    for s in active:
+        instances[s["spec"]["type"]] = instances.get(s["spec"]["type"], 0) + 1
+    instances["total"] = len(active)
+
+    usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable")]
+
+    def allocatable(node: Mapping[str, Any], resource: str) -> Decimal:
+        amount = ((node.get("status") or {}).get("allocatable") or {}).get(resource)
+        return parse_quantity(amount) if amount is not None else Decimal(0)
+
+    def product(node: Mapping[str, Any]) -> str:
+        return str((node["metadata"].get("labels") or {}).get(GPU_PRODUCT_LABEL, "unknown"))
+
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    by_cores = max(
+        usable, key=lambda n: (allocatable(n, "cpu"), allocatable(n, "memory")), default=None
+    )
+    by_ram = max(
+        usable, key=lambda n: (allocatable(n, "memory"), allocatable(n, "cpu")), default=None
+    )
+
+    gpus: dict[str, dict[str, int | float]] = {}
+    node_product = {n["metadata"]["name"]: product(n) for n in nodes}
+    for node in usable:
+        if allocatable(node, GPU_RESOURCE):
+            entry = gpus.setdefault(product(node), {"requested": 0, "available": 0})
+            entry["available"] = _number(
+                Decimal(entry["available"]) + allocatable(node, GPU_RESOURCE)
+            )
+    for pod in live:
+        wanted = _pod_requests(pod, GPU_RESOURCE)
+        if not wanted:
+            continue
+        spec = pod.get("spec") or {}
+        where = node_product.get(spec.get("nodeName") or "") or (
+            (spec.get("nodeSelector") or {}).get(GPU_PRODUCT_LABEL) or "unknown"
+        )
+        entry = gpus.setdefault(where, {"requested": 0, "available": 0})
+        entry["requested"] = _number(Decimal(entry["requested"]) + wanted)
+
+    return {
+        "instances": instances,
+        "cores": {
+            "requestedCPUCores": _number(sum((_pod_requests(p, "cpu") for p in live), Decimal(0))),
+            "coresAvailable": _number(sum((allocatable(n, "cpu") for n in usable), Decimal(0))),
+            "maxCores": {
+                "cores": _number(allocatable(by_cores, "cpu")) if by_cores else 0,
+                "withRam": _gibibytes(allocatable(by_cores, "memory")) if by_cores else NONE,
+            },
+        },
+        "ram": {
+            "requestedRAM": _gibibytes(sum((_pod_requests(p, "memory") for p in live), Decimal(0))),
+            "ramAvailable": _gibibytes(sum((allocatable(n, "memory") for n in usable), Decimal(0))),
+            "maxRAM": {
+                "ram": _gibibytes(allocatable(by_ram, "memory")) if by_ram else NONE,
+                "withCores": _number(allocatable(by_ram, "cpu")) if by_ram else 0,
+            },
+        },
+        "gpus": dict(sorted(gpus.items())),
+    }
+
+
+# -- drives and environments -----------------------------------------------------------------
+
+
+def drive_record(obj: Mapping[str, Any], *, home: str) -> dict[str, Any]:
+    """A Drive for people: size, access, owner, phase, holder and queue."""
+    spec, status = obj["spec"], obj.get("status") or {}
+    holder = status.get("holder") or {}
+    return {
+        "id": object_id(obj, home),
+        "name": obj["metadata"]["name"],
+        "size": spec.get("size"),
+        "access": spec.get("access", "shared"),
+        "owner": spec.get("owner") or NONE,
+        "phase": status.get("phase") or "Pending",
+        "holder": holder.get("session") or NONE,
+        "waiting": [w["session"] for w in status.get("waiting") or []],
+        "reclaimPolicy": spec.get("reclaimPolicy", "Retain"),
+    }
+
+
+def environment_record(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An EnvironmentConfig for people: what it runs, serves and allows."""
+    spec = obj["spec"]
+    resources = spec.get("resources") or {}
+    return {
+        "name": obj["metadata"]["name"],
+        "displayName": spec.get("displayName") or obj["metadata"]["name"],
+        "image": spec["image"],
+        "types": spec.get("sessionTypes") or list(SESSION_TYPES),
+        "interfaces": [i["name"] for i in spec.get("interfaces") or []],
+        "default": resources.get("default") or {},
+        "max": resources.get("max") or {},
+        "gpu": (spec.get("gpu") or {}).get("product") or NONE,
+    }
+
+
+def settled(obj: Mapping[str, Any]) -> bool | None:
+    """Whether a session being waited for got there: True once Ready (or Succeeded),
+    False once it ended otherwise, None while it is on its way."""
+    status = obj.get("status") or {}
+    conditions: list[dict[str, Any]] = status.get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    phase = phase_of(obj)
+    if ready.get("status") == "True" or phase == "Succeeded":
+        return True
+    if phase in ("Failed", "Expired", "Terminating") or obj["metadata"].get("deletionTimestamp"):
+        return False
+    return None
