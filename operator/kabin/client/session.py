@@ -25,6 +25,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
+from kabin.api.session import RENEW_ANNOTATION
 from kabin.client import errors, records
 from kabin.client.errors import KabinError, NotFound
 from kabin.k8s import objects
@@ -35,7 +36,6 @@ T = TypeVar("T")
 log = logging.getLogger("kabin.client")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-RENEW_ANNOTATION = "kabin.dev/renew"
 CONTAINER = "main"
 """The session container, whose log `logs` reads."""
 
@@ -244,11 +244,12 @@ class AsyncSession(Options):
 
     async def _pods(self, session_id: str) -> list[dict[str, Any]]:
         namespace, name = records.parse_id(session_id, self.namespace)
+        # NotFound when there is no such session, even while the garbage collector is
+        # still removing the pods of one just deleted.
+        await self._read(session_id)
         pods = await self._call(
             lambda api: objects.list_owned(api, "Pod", namespace, f"{SESSION_LABEL}={name}")
         )
-        if not pods:
-            await self._read(session_id)  # NotFound when there is no such session
         return sorted(pods, key=records.replica_of)
 
     # -- Skaha's methods ----------------------------------------------------------------------

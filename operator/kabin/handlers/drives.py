@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from kabin import k8s
+from kabin import settings as settings_module
 from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.meta import GROUP, Condition
 from kabin.api.session import SessionSpec
@@ -21,7 +22,7 @@ from kabin.handlers.wakeups import Wakeups
 from kabin.k8s import objects
 from kabin.logic import drives, locks
 from kabin.logic.children import DRIVE_LABEL, SESSION_LABEL
-from kabin.settings import OperatorSettings, reconciles
+from kabin.settings import reconciles
 
 queue: Wakeups | None = None
 sessions_queue: Wakeups | None = None  # set by the sessions module, to wake waiters
@@ -31,12 +32,13 @@ sessions_queue: Wakeups | None = None  # set by the sessions module, to wake wai
 async def start(**_: Any) -> None:
     """Start the drives' work queue."""
     global queue
-    settings = OperatorSettings()
+    settings = settings_module.load()
     queue = Wakeups(
         reconcile,
         resync=settings.resync_interval,
         retry=settings.error_backoffs[0],
         what="drive",
+        workers=settings.reconcile_workers,
     )
     queue.start()
 

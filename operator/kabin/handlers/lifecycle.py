@@ -5,13 +5,13 @@ from typing import Any
 
 import kopf
 
-from kabin.settings import OperatorSettings
+from kabin import settings as settings_module
 
 
 @kopf.on.startup()
 async def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     """Tune kopf from kabin's settings before any watch starts."""
-    ours = OperatorSettings()
+    ours = settings_module.load()
     # One operator process per cluster for now; peering needs its own CRDs.
     settings.peering.standalone = True
     settings.networking.error_backoffs = ours.error_backoffs

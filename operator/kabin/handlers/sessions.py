@@ -18,17 +18,16 @@ import kopf
 from prometheus_client import start_http_server
 
 from kabin import k8s
+from kabin import settings as settings_module
 from kabin.api.drive import DriveStatus
 from kabin.api.meta import GROUP
-from kabin.api.session import SessionSpec, SessionStatus
+from kabin.api.session import RENEW_ANNOTATION, SessionSpec, SessionStatus
 from kabin.handlers import drives, metrics
 from kabin.handlers.wakeups import Key, Wakeups
 from kabin.k8s import objects
 from kabin.logic import activity, children, status
 from kabin.logic.drives import DISPLAY_NAME, claim_name
 from kabin.settings import OperatorSettings, reconciles
-
-RENEW_ANNOTATION = "kabin.dev/renew"
 
 _wakeups: Wakeups | None = None
 
@@ -37,7 +36,7 @@ _wakeups: Wakeups | None = None
 async def start(*, logger: kopf.Logger, **_: Any) -> None:
     """Start the work queue and, if asked, the metrics endpoint."""
     global _wakeups
-    settings = OperatorSettings()
+    settings = settings_module.load()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         logger.info("Metrics at :%d/metrics", settings.metrics_port)
@@ -46,6 +45,7 @@ async def start(*, logger: kopf.Logger, **_: Any) -> None:
         resync=settings.resync_interval,
         retry=settings.error_backoffs[0],
         what="session",
+        workers=settings.reconcile_workers,
     )
     _wakeups.start()
     drives.sessions_queue = _wakeups
@@ -121,7 +121,7 @@ async def reconcile(namespace: str, name: str) -> None:
 
 
 async def _reconcile(namespace: str, name: str) -> str | None:
-    settings = OperatorSettings()
+    settings = settings_module.current()
     api = await k8s.shared()
     raw = await objects.get_session(api, namespace, name)
     if raw is None:
@@ -150,7 +150,9 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     async def observe(previous: SessionStatus) -> tuple[status.Outcome, list[dict[str, Any]]]:
         lease = await objects.get_lease(api, namespace, name) if interactive else None
         pods = await objects.list_owned(api, "Pod", namespace, selector)
-        services = await objects.list_owned(api, "Service", namespace, selector)
+        services = (
+            await objects.list_owned(api, "Service", namespace, selector) if interactive else []
+        )
         observed = status.Observed(
             spec=spec,
             owner=owner,

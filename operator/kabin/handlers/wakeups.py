@@ -3,9 +3,12 @@
 Watch events ask for a reconcile now; reconciles post the session's next
 deadline (its expiry). One task sleeps until the earliest deadline, instead of
 a poller per session. Like a controller work queue, a session is reconciled by
-at most one task at a time; requests that arrive meanwhile are folded into one
-more run after it. Every `resync` seconds every known session is reconciled
-again, the level-triggered safety net behind the watch events.
+at most one task at a time; requests that arrive before it starts are folded
+into it, those that arrive while it runs into one more run after it. At most
+`workers` reconciles run at once (controller-runtime's MaxConcurrentReconciles),
+so that a burst of work leaves the event loop free to answer admission webhooks.
+Every `resync` seconds every known session is reconciled again, the
+level-triggered safety net behind the watch events.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ class Wakeups:
         resync: float,
         retry: float,
         what: str,
+        workers: int = 8,
     ) -> None:
         self._reconcile = reconcile
+        self._workers = asyncio.Semaphore(workers)
+        self._started: set[Key] = set()
         self._resync = resync
         self._retry = retry
         self._log = logging.getLogger(f"kabin.{what}s")
@@ -49,14 +55,17 @@ class Wakeups:
         """Reconcile `key` as soon as possible (once, however often asked meanwhile)."""
         self._known.add(key)
         if key in self._running:
-            self._again.add(key)
+            if key in self._started:  # it may have read the world before this change
+                self._again.add(key)
             return
         task = asyncio.get_running_loop().create_task(self._run(key), name=f"reconcile {key}")
         self._running[key] = task
 
     async def _run(self, key: Key) -> None:
         try:
-            await self._reconcile(*key)
+            async with self._workers:
+                self._started.add(key)
+                await self._reconcile(*key)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -66,6 +75,7 @@ class Wakeups:
             self.at(key, datetime.fromtimestamp(time.time() + self._retry, UTC))
         finally:
             del self._running[key]
+            self._started.discard(key)
             if key in self._again:
                 self._again.discard(key)
                 self.now(key)

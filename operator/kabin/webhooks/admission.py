@@ -8,6 +8,7 @@ import kopf
 from pydantic import ValidationError
 
 from kabin import k8s
+from kabin import settings as settings_module
 from kabin.api.meta import GROUP
 from kabin.api.session import SessionSpec
 from kabin.logic.admission import (
@@ -18,14 +19,13 @@ from kabin.logic.admission import (
     stamp_owner,
 )
 from kabin.logic.locks import default_drive_name
-from kabin.settings import OperatorSettings
 from kabin.webhooks import server
 
 
 @kopf.on.startup()
 async def serve(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     """Serve the webhooks (and register them, locally) before any watch starts."""
-    server.configure(settings, OperatorSettings())
+    server.configure(settings, settings_module.load())
 
 
 @kopf.on.cleanup()
@@ -48,7 +48,7 @@ def _stamp(
         previous=previous,
         username=userinfo.get("username", ""),
         groups=userinfo.get("groups", []),
-        admin_groups=OperatorSettings().admin_groups,
+        admin_groups=settings_module.current().admin_groups,
     )
     if problem is not None:
         raise kopf.AdmissionError(str(problem), code=403 if operation == "CREATE" else 422)
@@ -105,7 +105,7 @@ async def session_fits(
             owner=drive.spec.owner,
             username=userinfo.get("username", ""),
             groups=userinfo.get("groups", []),
-            admin_groups=OperatorSettings().admin_groups,
+            admin_groups=settings_module.current().admin_groups,
         )
         if refusal is not None:
             problems.append(refusal)
