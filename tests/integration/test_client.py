@@ -118,6 +118,8 @@ async def test_create_replicas_with_env(
         env = effective_env(pod)
         assert env["TEST"] == "test"
         assert (env["REPLICA_ID"], env["REPLICA_COUNT"]) == (str(replica), "2")
+        names = [e.name for e in pod.spec.containers[0].env]
+        assert len(names) == len(set(names)), f"a variable set twice: {names}"
 
     # replicas=1 makes the name itself, with no replica variables of its own.
     assert await call(skaha, "create", "single", IMAGE) == ["single"]

@@ -320,3 +320,19 @@ def test_the_agents_role_names_only_its_lease_and_pods() -> None:
     ]
     for obj in (account, role, binding, lease):
         assert obj["metadata"]["ownerReferences"] == [OWNER.reference()]
+
+
+def test_the_sessions_own_variables_win_and_none_is_set_twice() -> None:
+    spec = SessionSpec.model_validate(
+        {
+            "type": "headless",
+            "image": "x",
+            "env": [{"name": "REPLICA_ID", "value": "3"}, {"name": "REPLICA_COUNT", "value": "8"}],
+        }
+    )
+    p = children.build_pod(
+        owner=OWNER, spec=spec, resolved=children.resolve(spec, None), replica=1, replicas=1
+    )
+    env = [(e["name"], e["value"]) for e in p["spec"]["containers"][0]["env"]]
+    assert ("REPLICA_ID", "3") in env and ("REPLICA_COUNT", "8") in env
+    assert len({name for name, _ in env}) == len(env)

@@ -185,13 +185,19 @@ def build_pod(
         requests["memory"] = limits["memory"] = str(resolved.memory)
     if resolved.gpu:
         limits[resolved.gpu_resource] = str(resolved.gpu)
-    env = [
+    given = {e.name for e in resolved.env}
+    defaults = [
         {"name": "REPLICA_ID", "value": str(replica)},
         {"name": "REPLICA_COUNT", "value": str(replicas)},
         {"name": "KABIN_SESSION", "value": owner.name},
         {"name": "KABIN_USER", "value": owner.user},
         {"name": "KABIN_NAMESPACE", "value": owner.namespace},
         {"name": "KABIN_BASE_PATH", "value": base_path(spec.type, owner)},
+    ]
+    # What the session or its environment sets wins (the Python client numbers its
+    # replica sessions with REPLICA_ID/REPLICA_COUNT, as Skaha does); no name twice.
+    env = [
+        *(d for d in defaults if d["name"] not in given),
         *({"name": e.name, "value": e.value} for e in resolved.env),
     ]
     container: dict[str, Any] = {
