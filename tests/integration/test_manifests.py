@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import command, run
+from tests.support import Result, command, run
 
 pytestmark = pytest.mark.integration
 
@@ -94,22 +95,17 @@ async def test_the_operators_role_may_grant_what_the_agents_need(
         {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}}
         for obj in children.build_agent_access(owner, spec)
     ]
-    as_operator = [
-        "--as=system:serviceaccount:kabin-system:kabin-operator",
-        "--as-group=system:serviceaccounts",
-        "--as-group=system:serviceaccounts:kabin-system",
-    ]
-    result = await command(
-        "kubectl",
-        "apply",
-        "--server-side",
-        "-n",
-        namespace,
-        *as_operator,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(objects),
-    )
+
+    async def as_operator(docs: list[dict[str, Any]]) -> Result:
+        return await command(
+            *("kubectl", "apply", "--server-side", "-n", namespace, "-f", "-"),
+            "--as=system:serviceaccount:kabin-system:kabin-operator",
+            "--as-group=system:serviceaccounts",
+            "--as-group=system:serviceaccounts:kabin-system",
+            stdin=yaml.safe_dump_all(docs),
+        )
+
+    result = await as_operator(objects)
     assert result.code == 0, result.err
     assert {line.split()[0] for line in result.out.splitlines()} == {
         "serviceaccount/s-kabin-agent",
@@ -120,15 +116,5 @@ async def test_the_operators_role_may_grant_what_the_agents_need(
     # ...and it could not grant more than it holds: reading Secrets, say.
     role = next(o for o in objects if o["kind"] == "Role")
     role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
-    refused = await command(
-        "kubectl",
-        "apply",
-        "--server-side",
-        "-n",
-        namespace,
-        *as_operator,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(role),
-    )
+    refused = await as_operator([role])
     assert refused.code != 0 and "grant RBAC permissions not currently held" in refused.err
