@@ -83,13 +83,13 @@ def test_process_names_with_spaces_and_parentheses() -> None:
 
 def test_ssh_probe_reads_a_proc_tree(tmp_path: Path) -> None:
     (tmp_path / "net").mkdir()
-    assert probes.ssh(2222, str(tmp_path), NOW) is None, "no tables: no signal"
+    assert probes.connections("ssh", 2222, str(tmp_path), NOW) is None, "no tables: no signal"
     (tmp_path / "net" / "tcp").write_text(
         "  sl  local_address rem_address   st\n"
         "   1: 0100007F:08AE 0100007F:D2F0 01 00000000:00000000\n"
     )
-    assert probes.ssh(2222, str(tmp_path), NOW) == Seen("ssh", True, NOW)
-    assert probes.ssh(22, str(tmp_path), NOW) == Seen("ssh", False, None)
+    assert probes.connections("ssh", 2222, str(tmp_path), NOW) == Seen("ssh", True, NOW)
+    assert probes.connections("desktop", 22, str(tmp_path), NOW) == Seen("desktop", False, None)
 
 
 async def test_ssh_readiness_needs_the_banner() -> None:

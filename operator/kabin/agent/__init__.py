@@ -84,8 +84,8 @@ class Agent:
                 seen.append(await probes.jupyter(http, host, iface, token, now))
             elif iface.name == "vscode":
                 seen.append(await probes.code_server(http, host, iface, now))
-            elif iface.name == "ssh":
-                seen.append(probes.ssh(iface.port, self.settings.proc, now))
+            else:  # ssh, desktop, http: someone connected to it
+                seen.append(probes.connections(iface.name, iface.port, self.settings.proc, now))
         cpu, cores, rss = self.processes.sample(
             threshold=self.settings.cpu_threshold, now=now, clock=time.monotonic()
         )

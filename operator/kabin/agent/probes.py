@@ -95,8 +95,9 @@ async def code_server(
     return activity.code_server(healthz)
 
 
-def ssh(port: int, proc: str, now: datetime) -> Seen | None:
-    """Established connections to the ssh port, from /proc/net/tcp and tcp6."""
+def connections(source: str, port: int, proc: str, now: datetime) -> Seen | None:
+    """Established connections to an interface's port, from /proc/net/tcp and tcp6: an
+    ssh client, or a browser tab holding a desktop's or web app's WebSocket."""
     tables = []
     for name in ("tcp", "tcp6"):
         with contextlib.suppress(OSError):
@@ -104,7 +105,7 @@ def ssh(port: int, proc: str, now: datetime) -> Seen | None:
     if not tables:
         return None
     count = sum(activity.established_connections(t, port) for t in tables)
-    return Seen("ssh", count > 0, now if count else None)
+    return Seen(source, count > 0, now if count else None)
 
 
 class Processes:
