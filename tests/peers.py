@@ -123,9 +123,10 @@ class Jupyter:
 
 
 @contextlib.contextmanager
-def jupyter_server(base: str, tmp: Path) -> Iterator[Jupyter]:
-    """Start JupyterLab's server on a free port under `base`, as the session image would."""
-    port, token = free_port(), secrets.token_hex(16)
+def jupyter_server(base: str, tmp: Path, token: str | None = None) -> Iterator[Jupyter]:
+    """Start JupyterLab's server on a free port under `base` with `token` (default: a new
+    one), as the session image would."""
+    port, token = free_port(), token or secrets.token_hex(16)
     root = tmp / "notebooks"
     root.mkdir(exist_ok=True)
     log = tmp / "jupyter.log"

@@ -12,9 +12,12 @@ out of reach); it is unit-tested in tests/unit/test_agent.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,9 +63,17 @@ async def agent_env(
 ) -> dict[str, str]:
     """The pod's agent variables as the operator wrote them, the interfaces' ports moved
     to where this machine's peers listen."""
-    found = await present(lambda: client.CoreV1Api(api).read_namespaced_pod(pod, namespace))
+    core = client.CoreV1Api(api)
+    found = await present(lambda: core.read_namespaced_pod(pod, namespace))
     container = next(c for c in found.spec.containers if c.name == "kabin-agent")
-    env = {e.name: e.value for e in container.env}
+    env = {}
+    for e in container.env:
+        if e.value_from is not None:  # what the kubelet does: read the Secret
+            ref = e.value_from.secret_key_ref
+            secret = await present(lambda ref=ref: core.read_namespaced_secret(ref.name, namespace))
+            env[e.name] = base64.b64decode(secret.data[ref.key]).decode()
+        else:
+            env[e.name] = e.value
     interfaces = json.loads(env["KABIN_AGENT_INTERFACES"])
     for interface in interfaces:
         interface["port"] = ports[interface["name"]]
@@ -77,6 +88,32 @@ async def agent_kubeconfig(
     return await peers.service_account_kubeconfig(
         api, kubeconfig, namespace, account, tmp / f"{name}.kubeconfig"
     )
+
+
+@contextlib.asynccontextmanager
+async def environment(api: client.ApiClient, namespace: str, **spec: Any) -> AsyncIterator[str]:
+    """A notebook EnvironmentConfig of the test's own, with no cap on timeouts."""
+    name = f"nb-{namespace}"[:63]
+    interfaces = [{"name": "jupyterlab", "port": 8888, "path": "/lab"}]
+    await create(
+        namespace,
+        manifest(
+            "EnvironmentConfig",
+            name,
+            {
+                "image": "quay.io/jupyter/base-notebook:2025-06-02",
+                "interfaces": interfaces,
+                "sessionTypes": ["notebook"],
+                **spec,
+            },
+        ),
+    )
+    try:
+        yield name
+    finally:
+        await client.CustomObjectsApi(api).delete_cluster_custom_object(
+            "kabin.dev", "v1alpha1", "environmentconfigs", name
+        )
 
 
 def gate_of(pod: client.V1Pod, interface: str) -> str | None:
@@ -100,13 +137,21 @@ async def test_agent_opens_jupyterlab_and_counts_a_busy_kernel(
 ) -> None:
     name = "lab"
     base = base_path("notebook", namespace, name)
-    with peers.jupyter_server(base, tmp_path) as lab:
-        await create(namespace, session(name, type="notebook", environment="notebook"))
+    await create(namespace, session(name, type="notebook", environment="notebook"))
+    # kabin made the server's token (the environment sets none); the server reads it
+    # from the Secret, as the agent does.
+    env = await agent_env(api, namespace, f"{name}-1", {"jupyterlab": 0})
+    main = (
+        await client.CoreV1Api(api).read_namespaced_pod(f"{name}-1", namespace)
+    ).spec.containers[0]
+    assert [e.value_from.secret_key_ref.name for e in main.env if e.name == "JUPYTER_TOKEN"] == [
+        f"{name}-jupyter-token"
+    ]
+    with peers.jupyter_server(base, tmp_path, token=env["JUPYTER_TOKEN"]) as lab:
         env = await agent_env(api, namespace, f"{name}-1", {"jupyterlab": lab.port})
         assert json.loads(env["KABIN_AGENT_INTERFACES"]) == [
             {"name": "jupyterlab", "port": lab.port, "base": base, "path": f"{base}lab"}
         ]
-        env["JUPYTER_TOKEN"] = lab.token  # what the image's server reads, in the pod
         token = await agent_kubeconfig(api, kubeconfig, namespace, name, tmp_path)
         with peers.agent(env, token, tmp_path / "agent.log"):
 
@@ -251,56 +296,48 @@ async def test_activity_every_three_seconds_keeps_a_notebook_alive(
     api: client.ApiClient, namespace: str, environments: None, kubeconfig: Path, tmp_path: Path
 ) -> None:
     name = "busy"
+    # An environment that sets the server's token itself, so that the server is up
+    # before the session's 5 s start.
     with peers.jupyter_server(base_path("notebook", namespace, name), tmp_path) as lab:
-        await create(namespace, session(name, type="notebook", environment="notebook", timeout=5))
-        env = await agent_env(api, namespace, f"{name}-1", {"jupyterlab": lab.port})
-        env["JUPYTER_TOKEN"] = lab.token
-        token = await agent_kubeconfig(api, kubeconfig, namespace, name, tmp_path)
-        with peers.agent(env, token, tmp_path / "agent.log"):
+        async with environment(
+            api, namespace, env=[{"name": "JUPYTER_TOKEN", "value": lab.token}]
+        ) as nb:
+            await create(namespace, session(name, type="notebook", environment=nb, timeout=5))
+            env = await agent_env(api, namespace, f"{name}-1", {"jupyterlab": lab.port})
+            assert env["JUPYTER_TOKEN"] == lab.token
+            token = await agent_kubeconfig(api, kubeconfig, namespace, name, tmp_path)
+            with peers.agent(env, token, tmp_path / "agent.log"):
 
-            async def gate_up() -> None:
-                pod = await client.CoreV1Api(api).read_namespaced_pod(f"{name}-1", namespace)
-                assert gate_of(pod, "jupyterlab") == "True"
+                async def gate_up() -> None:
+                    pod = await client.CoreV1Api(api).read_namespaced_pod(f"{name}-1", namespace)
+                    assert gate_of(pod, "jupyterlab") == "True"
 
-            await eventually(gate_up, timeout=20)
-            began = time.monotonic()
-            while time.monotonic() - began < 16:
-                await lab.touch()
-                last_touch = datetime.now(UTC)
-                running(await get(api, namespace, name))
-                await asyncio.sleep(3)
-            obj = await get(api, namespace, name)
-            running(obj)
-            assert obj["status"]["lastActivitySource"] == "jupyter"
+                await eventually(gate_up, timeout=20)
+                began = time.monotonic()
+                while time.monotonic() - began < 16:
+                    await lab.touch()
+                    last_touch = datetime.now(UTC)
+                    running(await get(api, namespace, name))
+                    await asyncio.sleep(3)
+                obj = await get(api, namespace, name)
+                running(obj)
+                assert obj["status"]["lastActivitySource"] == "jupyter"
 
-            def expired(obj: dict[str, Any]) -> None:
-                assert obj["status"]["phase"] == "Expired", obj["status"]["phase"]
+                def expired(obj: dict[str, Any]) -> None:
+                    assert obj["status"]["phase"] == "Expired", obj["status"]["phase"]
 
-            obj = await until(api, namespace, name, expired, within=15)
-            culled = datetime.now(UTC)
-            assert obj["status"]["reason"] == "IdleTimeout"
-            assert "last activity: jupyter" in obj["status"]["message"]
-            # Culled once idle for the timeout after the last touch, not before.
-            assert culled - last_touch >= timedelta(seconds=5), culled - last_touch
+                obj = await until(api, namespace, name, expired, within=15)
+                culled = datetime.now(UTC)
+                assert obj["status"]["reason"] == "IdleTimeout"
+                assert "last activity: jupyter" in obj["status"]["message"]
+                # Culled once idle for the timeout after the last touch, not before.
+                assert culled - last_touch >= timedelta(seconds=5), culled - last_touch
 
 
 async def test_never_is_never(api: client.ApiClient, namespace: str, environments: None) -> None:
     name = "forever"
     # An environment without a cap on timeouts (the example caps them at a day).
-    unlimited = f"unlimited-{namespace}"[:63]
-    await create(
-        namespace,
-        manifest(
-            "EnvironmentConfig",
-            unlimited,
-            {
-                "image": "quay.io/jupyter/base-notebook:2025-06-02",
-                "interfaces": [{"name": "jupyterlab", "port": 8888, "path": "/lab"}],
-                "sessionTypes": ["notebook"],
-            },
-        ),
-    )
-    try:
+    async with environment(api, namespace) as unlimited:
         await create(namespace, session(name, type="notebook", environment=unlimited, timeout=-1))
         await until(api, namespace, name, running, within=30)
         await peers.pause(8)
@@ -309,10 +346,6 @@ async def test_never_is_never(api: client.ApiClient, namespace: str, environment
         assert obj["status"]["timeoutMode"] == "none"
         assert "expiryTime" not in obj["status"]
         assert not condition(obj, "ExpiringSoon")
-    finally:
-        await client.CustomObjectsApi(api).delete_cluster_custom_object(
-            "kabin.dev", "v1alpha1", "environmentconfigs", unlimited
-        )
 
 
 async def test_agent_may_renew_only_its_own_lease(

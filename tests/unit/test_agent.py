@@ -188,3 +188,27 @@ def test_the_lease_is_read_back_as_recorded_activity() -> None:
     assert activity.from_lease(None) is None
     broken = activity.from_lease({"metadata": {"annotations": {activity.USAGE_ANNOTATION: "{"}}})
     assert broken == activity.Recorded(time=None, source=None, usage=None)
+
+
+def test_usage_on_a_rounding_boundary_is_not_rewritten() -> None:
+    r = reporter()
+    assert r.usage_report(Usage(cpu_cores=0.149, memory_bytes=500 << 20), NOW) is not None
+    later = NOW + timedelta(minutes=30)
+    assert r.usage_report(Usage(cpu_cores=0.151, memory_bytes=530 << 20), later) is None
+
+
+def test_a_finished_childs_cpu_time_still_counts() -> None:
+    import subprocess
+    import sys
+
+    before = activity.process_times(Path("/proc/self/stat").read_text())[0]
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()+0.3\nwhile time.process_time()<t: pass",
+        ],
+        check=True,
+    )
+    after = activity.process_times(Path("/proc/self/stat").read_text())[0]
+    assert (after - before) / os.sysconf("SC_CLK_TCK") >= 0.2, "the child's time, once reaped"

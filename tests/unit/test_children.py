@@ -287,7 +287,8 @@ def test_interactive_pods_get_the_agent_and_only_it_gets_a_token() -> None:
     base = "/session/notebook/ns/s/"
     assert json.loads(env["KABIN_AGENT_INTERFACES"]) == [
         {"name": "jupyterlab", "port": 8888, "base": base, "path": f"{base}lab"},
-        {"name": "vscode", "port": 8080, "base": f"{base}vscode/", "path": f"{base}vscode/"},
+        # code-server counts every request but its bare /healthz as the user's heartbeat.
+        {"name": "vscode", "port": 8080, "base": "/", "path": "/healthz"},
     ]
 
 
@@ -336,3 +337,29 @@ def test_the_sessions_own_variables_win_and_none_is_set_twice() -> None:
     env = [(e["name"], e["value"]) for e in p["spec"]["containers"][0]["env"]]
     assert ("REPLICA_ID", "3") in env and ("REPLICA_COUNT", "8") in env
     assert len({name for name, _ in env}) == len(env)
+
+
+def test_kabin_makes_the_jupyter_token_unless_the_environment_sets_one() -> None:
+    notebook = EnvironmentConfigSpec.model_validate(
+        {"image": "nb:1", "interfaces": [{"name": "jupyterlab", "port": 8888, "path": "/lab"}]}
+    )
+    spec = SessionSpec.model_validate({"type": "notebook", "environment": "nb"})
+    resolved = children.resolve(spec, notebook)
+    assert children.jupyter_token_secret(OWNER, resolved) == "s-jupyter-token"
+    p = children.build_pod(
+        owner=OWNER, spec=spec, resolved=resolved, replica=1, replicas=1, agent=AGENT
+    )
+    from_secret = {"secretKeyRef": {"name": "s-jupyter-token", "key": "token"}}
+    for container in p["spec"]["containers"]:  # the server and the agent read the same
+        tokens = [e for e in container["env"] if e["name"] == "JUPYTER_TOKEN"]
+        assert tokens == [{"name": "JUPYTER_TOKEN", "valueFrom": from_secret}], container["name"]
+    secret = children.build_jupyter_token(OWNER, spec, "t0k3n")
+    assert secret["metadata"]["name"] == "s-jupyter-token"
+    assert secret["stringData"] == {"token": "t0k3n"}
+    assert secret["metadata"]["ownerReferences"] == [OWNER.reference()]
+
+    own = SessionSpec.model_validate(
+        {"type": "notebook", "environment": "nb", "env": [{"name": "JUPYTER_TOKEN", "value": "x"}]}
+    )
+    assert children.jupyter_token_secret(OWNER, children.resolve(own, notebook)) is None
+    assert children.jupyter_token_secret(OWNER, children.resolve(spec, SSH_ENV)) is None

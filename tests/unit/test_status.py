@@ -331,18 +331,24 @@ def _active(seconds_ago: float, source: str = "jupyter") -> Recorded:
 @pytest.mark.parametrize(
     ("recorded", "phase", "expiry", "soon"),
     [
-        (None, "Expired", NOW - timedelta(seconds=40), None),
+        (Recorded(None, None, None), "Expired", NOW - timedelta(seconds=40), None),
+        (
+            Recorded(None, None, None, since=NOW - timedelta(seconds=10)),
+            "Running",
+            NOW + timedelta(seconds=50),
+            "False",
+        ),
         (_active(59), "Running", NOW + timedelta(seconds=1), "True"),
         (_active(30), "Running", NOW + timedelta(seconds=30), "False"),
         (_active(60), "Expired", NOW, None),
-        (
-            Recorded(time=None, source=None, usage=None),
-            "Expired",
-            NOW - timedelta(seconds=40),
-            None,
-        ),
     ],
-    ids=["no-activity", "one-second-left", "active-30s-ago", "idle-on-the-dot", "empty-lease"],
+    ids=[
+        "no-activity-on-the-lease",
+        "lease-made-later-upgrade",
+        "one-second-left",
+        "active-30s-ago",
+        "idle-on-the-dot",
+    ],
 )
 def test_idle_timeout_counts_from_the_last_activity(
     recorded: Recorded | None, phase: str, expiry: datetime, soon: str | None
@@ -356,8 +362,8 @@ def test_idle_timeout_counts_from_the_last_activity(
         assert outcome.status.reason == "IdleTimeout"
         assert outcome.wake_at is None
     else:
-        assert outcome.status.last_activity_source == "jupyter"
-        assert outcome.status.last_activity_time == recorded.time if recorded else None
+        assert outcome.status.last_activity_time == recorded.time
+        assert outcome.status.last_activity_source == recorded.source
         warn = expiry - timedelta(seconds=10)
         assert outcome.wake_at == (warn if warn > NOW else expiry)
 
@@ -381,6 +387,25 @@ def test_idle_timeout_message_names_the_last_signal() -> None:
     assert [(e.type, e.reason) for e in events if e.reason != "Scheduled"] == [
         ("Normal", "IdleTimeout")
     ]
+
+
+def test_without_a_lease_nothing_is_culled_for_lack_of_activity() -> None:
+    old = SessionStatus(phase="Running", start_time=NOW - timedelta(days=3))
+    outcome = compute({"type": "notebook"}, NOTEBOOK_UP, previous=old, activity=None)
+    assert outcome.status.phase == "Running"
+    assert outcome.status.expiry_time is None
+
+
+def test_recorded_activity_never_goes_back() -> None:
+    before = SessionStatus(
+        phase="Running",
+        start_time=NOW - timedelta(seconds=100),
+        last_activity_time=NOW - timedelta(seconds=5),
+        last_activity_source="gpu",
+    )
+    older = compute({"type": "notebook"}, NOTEBOOK_UP, previous=before, activity=_active(20, "ssh"))
+    assert older.status.last_activity_source == "gpu"
+    assert older.status.expiry_time == NOW + timedelta(seconds=55)
 
 
 def test_activity_does_not_extend_an_absolute_timeout() -> None:

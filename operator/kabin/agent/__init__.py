@@ -29,6 +29,9 @@ from kabin.settings import AgentSettings
 
 log = logging.getLogger("kabin.agent")
 
+FAILURES_TO_UNREADY = 3
+"""Probes in a row that must fail before a ready interface is marked not ready."""
+
 
 def micro_time(when: datetime) -> str:
     """A Kubernetes MicroTime (Lease renewTime)."""
@@ -44,6 +47,7 @@ class Agent:
         self.interfaces = [probes.Interface(**i) for i in json.loads(settings.interfaces)]
         self.lease = settings.lease or settings.session
         self.gates: dict[str, bool] = {}
+        self.failures: dict[str, int] = {}
         self.processes = probes.Processes(settings.proc)
         self.usage = activity.Usage(cpu_cores=0, memory_bytes=0)
         self.reporter = activity.Reporter(
@@ -56,9 +60,12 @@ class Agent:
         """Set each interface's readiness gate when whether it answers changes."""
         for iface in self.interfaces:
             ok = await probes.answers(http, self.settings.host, iface, self.settings.jupyter_token)
+            self.failures[iface.name] = 0 if ok else self.failures.get(iface.name, 0) + 1
             known = self.gates.get(iface.name)
             if known == ok or (known is None and not ok):
                 continue  # unchanged; an absent gate already reads "not ready"
+            if not ok and self.failures[iface.name] < FAILURES_TO_UNREADY:
+                continue  # one slow answer (a busy server) does not cut the user off
             await objects.set_pod_condition(
                 self.api,
                 self.settings.namespace,
@@ -135,7 +142,9 @@ class Agent:
         """Probe and sample until stopped; API errors are logged and retried next round."""
         timeout = aiohttp.ClientTimeout(total=2)
         next_sample = 0.0
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        # No kept-alive connections: to code-server an open connection is a user.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             while True:
                 try:
                     await self.probe(http)
@@ -144,6 +153,8 @@ class Agent:
                         await self.report(http)
                 except (ApiException, aiohttp.ClientError) as e:
                     log.warning("API call failed, retrying: %s", getattr(e, "body", None) or e)
+                except Exception:  # the agent outlives any one bad round; its pod stays up
+                    log.exception("probing or reporting failed, retrying")
                 await asyncio.sleep(
                     min(self.settings.probe_interval, self.settings.sample_interval)
                 )

@@ -137,6 +137,7 @@ class Processes:
         if before is None:
             return Seen("cpu", False), 0.0, rss
         seconds = clock - before[1]
+        ticks = max(ticks, before[0])  # a process that ended unreaped takes its time along
         usec = 1_000_000 // self.hz
         seen = activity.cpu(
             usage_before_usec=before[0] * usec,

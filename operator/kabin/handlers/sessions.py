@@ -10,6 +10,7 @@ only when it differs. Reconciles of one session never overlap (the work queue in
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -147,7 +148,9 @@ async def _reconcile(namespace: str, name: str) -> str | None:
     drive = await _drive(api, namespace, name, spec, settings)
     interactive = spec.type != "headless"
 
-    async def observe(previous: SessionStatus) -> tuple[status.Outcome, list[dict[str, Any]]]:
+    async def observe(
+        previous: SessionStatus,
+    ) -> tuple[status.Outcome, list[dict[str, Any]], bool]:
         lease = await objects.get_lease(api, namespace, name) if interactive else None
         pods = await objects.list_owned(api, "Pod", namespace, selector)
         services = (
@@ -176,14 +179,14 @@ async def _reconcile(namespace: str, name: str) -> str | None:
                 expiring_soon=settings.expiring_soon,
             ),
         )
-        return outcome, pods
+        return outcome, pods, interactive and lease is None
 
-    outcome, pods = await observe(previous)
+    outcome, pods, no_lease = await observe(previous)
     if not deleting and await _converge(
-        api, raw, spec, owner, resolved, outcome, settings, drive, pods
+        api, raw, spec, owner, resolved, outcome, settings, drive, pods, no_lease
     ):
         # What we just did is part of the status; what we decided (a terminal phase) stays.
-        outcome, _ = await observe(outcome.status)
+        outcome, _, _ = await observe(outcome.status)
 
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
@@ -260,6 +263,7 @@ async def _converge(
     settings: OperatorSettings,
     drive: status.DriveView | None,
     pods: list[dict[str, Any]],
+    no_lease: bool = False,
 ) -> bool:
     """Create and delete children (given the pods just observed) so they match the spec;
     True if anything changed."""
@@ -281,11 +285,16 @@ async def _converge(
 
     created = []
     missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
-    if missing:
+    if missing or no_lease:
         # The agents' ServiceAccount, Role (naming every pod) and Lease come first:
-        # admission refuses a pod whose ServiceAccount does not exist.
+        # admission refuses a pod whose ServiceAccount does not exist. A Lease deleted
+        # by someone, or missing for pods made before kabin had agents, is made again.
         for obj in children.build_agent_access(owner, spec):
             await objects.apply(api, obj)
+        if spec.type != "headless" and children.jupyter_token_secret(owner, resolved):
+            # Made once, with a random token; a repeat finds it and keeps it.
+            token = children.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
+            await objects.create_secret(api, token)
     for replica in missing:
         pod = children.build_pod(
             owner=owner,

@@ -89,6 +89,18 @@ async def create_pod(api: client.ApiClient, pod: dict[str, Any]) -> bool:
     return True
 
 
+async def create_secret(api: client.ApiClient, secret: dict[str, Any]) -> bool:
+    """Create a Secret; False when it already exists (its value is kept)."""
+    try:
+        core: Any = client.CoreV1Api(api)
+        await core.create_namespaced_secret(secret["metadata"]["namespace"], secret)
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
 async def delete_pod(api: client.ApiClient, namespace: str, name: str) -> bool:
     """Delete a pod; False when it was already gone."""
     try:

@@ -103,12 +103,15 @@ def latest(seen: list[Seen]) -> Seen | None:
 def process_times(stat: str) -> tuple[int, int]:
     """(CPU clock ticks, resident pages) of one process, from its /proc/<pid>/stat.
 
-    The command name (field 2) may hold spaces and parentheses, so fields are
-    counted after its closing parenthesis: utime and stime are fields 14 and 15,
-    rss field 24 (proc(5)).
+    The ticks are its own (utime, stime: fields 14, 15) and those of its children it
+    has waited for (cutime, cstime: 16, 17), so a build's short-lived compilers
+    count once they end: summed over a pod's processes (where PID 1, the pause
+    process, reaps orphans) the total only grows. The command name (field 2) may
+    hold spaces and parentheses, so fields are counted after its closing
+    parenthesis; rss is field 24 (proc(5)).
     """
     fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12]), int(fields[21])
+    return sum(int(f) for f in fields[11:15]), int(fields[21])
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class Reporter:
     reported: datetime | None = None
     written: datetime | None = None
     usage: dict[str, Any] | None = None
+    usage_seen: Usage | None = None
     usage_written: datetime | None = None
 
     def activity(self, seen: list[Seen], now: datetime) -> Seen | None:
@@ -181,18 +185,32 @@ class Reporter:
         self.reported, self.written, self.pending = seen.last, now, None
 
     def usage_report(self, usage: Usage, now: datetime) -> dict[str, Any] | None:
-        """The usage to write now: when it moved since the last report, at most once per
-        `usage_interval`."""
-        report = usage.report()
-        if report == self.usage:
+        """The usage to write now: when it moved by more than a step (0.25 cores, 128Mi,
+        10 % of GPU) since the last report, at most once per `usage_interval`; a value
+        sitting on a rounding boundary does not flip back and forth."""
+        if self.usage is not None and not _moved(self.usage_seen, usage):
             return None
         if (
             self.usage_written is not None
             and (now - self.usage_written).total_seconds() < self.usage_interval
         ):
             return None
-        self.usage, self.usage_written = report, now
+        report = usage.report()
+        self.usage, self.usage_seen, self.usage_written = report, usage, now
         return report
+
+
+def _moved(before: Usage | None, now: Usage) -> bool:
+    if before is None:
+        return True
+    mib = 1 << 20
+    steps = [
+        abs(now.cpu_cores - before.cpu_cores) >= 0.25,
+        abs(now.memory_bytes - before.memory_bytes) >= 128 * mib,
+        abs((now.gpu_utilization or 0) - (before.gpu_utilization or 0)) >= 10,
+        abs((now.gpu_memory_bytes or 0) - (before.gpu_memory_bytes or 0)) >= 128 * mib,
+    ]
+    return any(steps)
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,7 @@ class Recorded:
     time: datetime | None
     source: str | None
     usage: dict[str, Any] | None
+    since: datetime | None = None  # when the Lease was made: the idle clock starts no earlier
 
 
 def from_lease(lease: dict[str, Any] | None) -> Recorded | None:
@@ -219,4 +238,5 @@ def from_lease(lease: dict[str, Any] | None) -> Recorded | None:
         time=_time(lease.get("spec", {}).get("renewTime")),
         source=annotations.get(SOURCE_ANNOTATION),
         usage=usage,
+        since=_time(lease.get("metadata", {}).get("creationTimestamp")),
     )

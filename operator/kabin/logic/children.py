@@ -40,6 +40,37 @@ class Agent:
 
 
 AGENT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+JUPYTER_TOKEN = "JUPYTER_TOKEN"
+
+
+def jupyter_token_secret(owner: Owner, resolved: Resolved) -> str | None:
+    """The Secret holding the token kabin makes for a session's Jupyter server, which the
+    server and the agent both read; None when there is no Jupyter or the environment sets
+    the token itself."""
+    jupyter = any(i.name == "jupyterlab" for i in resolved.interfaces)
+    if not jupyter or any(e.name == JUPYTER_TOKEN for e in resolved.env):
+        return None
+    return f"{owner.name}-jupyter-token"
+
+
+def build_jupyter_token(owner: Owner, spec: SessionSpec, token: str) -> dict[str, Any]:
+    """The Secret of a session's Jupyter token (made once; never rewritten)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{owner.name}-jupyter-token",
+            "namespace": owner.namespace,
+            "labels": labels(owner, spec.type),
+            "ownerReferences": [owner.reference()],
+        },
+        "type": "Opaque",
+        "stringData": {"token": token},
+    }
+
+
+def _token_from_secret(name: str) -> dict[str, Any]:
+    return {"name": JUPYTER_TOKEN, "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}}}
 
 
 def gate(interface: str) -> str:
@@ -200,6 +231,9 @@ def build_pod(
         *(d for d in defaults if d["name"] not in given),
         *({"name": e.name, "value": e.value} for e in resolved.env),
     ]
+    token = jupyter_token_secret(owner, resolved)
+    if token is not None and not headless:
+        env.append(_token_from_secret(token))
     container: dict[str, Any] = {
         "name": "main",
         "image": resolved.image,
@@ -301,31 +335,19 @@ def _add_agent(
     gets none."""
     import json
 
-    probes = [
-        {
-            "name": i.name,
-            "port": i.port,
-            "base": http_path(spec.type, owner, resolved.interfaces, i)
-            if i.name in HTTP_INTERFACES
-            else "",
-            "path": http_path(spec.type, owner, resolved.interfaces, i) + i.path.lstrip("/")
-            if i.name in HTTP_INTERFACES
-            else "",
-        }
-        for i in resolved.interfaces
-    ]
+    probes = [_probe(spec, owner, resolved.interfaces, i) for i in resolved.interfaces]
     env = [
         {"name": "KABIN_AGENT_SESSION", "value": owner.name},
         {"name": "KABIN_AGENT_NAMESPACE", "value": owner.namespace},
         {"name": "KABIN_AGENT_POD", "value": pod_name(owner, replica)},
         {"name": "KABIN_AGENT_INTERFACES", "value": json.dumps(probes)},
         {"name": "KABIN_AGENT_RENEW_INTERVAL", "value": str(agent.renew_interval)},
-        *(
-            {"name": e.name, "value": e.value}
-            for e in resolved.env
-            if e.name == "JUPYTER_TOKEN"  # the agent asks Jupyter's API as the user does
-        ),
+        # The agent asks Jupyter's API with the server's own token, as the user does.
+        *({"name": e.name, "value": e.value} for e in resolved.env if e.name == JUPYTER_TOKEN),
     ]
+    token = jupyter_token_secret(owner, resolved)
+    if token is not None:
+        env.append(_token_from_secret(token))
     pod_spec["containers"].append(
         {
             "name": "kabin-agent",
@@ -374,6 +396,25 @@ def _add_agent(
             },
         }
     )
+
+
+def _probe(
+    spec: SessionSpec, owner: Owner, interfaces: list[Interface], iface: Interface
+) -> dict[str, Any]:
+    """How the agent asks an interface whether it answers: ssh by its banner, http by a
+    200 on its path, except code-server, asked its bare /healthz (any other request
+    would count as the user's heartbeat and keep the session alive for ever)."""
+    if iface.name not in HTTP_INTERFACES:
+        return {"name": iface.name, "port": iface.port, "base": "", "path": ""}
+    if iface.name == "vscode":
+        return {"name": iface.name, "port": iface.port, "base": "/", "path": "/healthz"}
+    base = http_path(spec.type, owner, interfaces, iface)
+    return {
+        "name": iface.name,
+        "port": iface.port,
+        "base": base,
+        "path": base + iface.path.lstrip("/"),
+    }
 
 
 def build_agent_access(owner: Owner, spec: SessionSpec) -> list[dict[str, Any]]:

@@ -211,17 +211,29 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
     start = prev.start_time or (now if running else None)
     recorded = observed.activity
     last_activity, last_source = prev.last_activity_time, prev.last_activity_source
-    if recorded is not None and recorded.time is not None:
+    # Several replicas' agents write the Lease; the activity never goes back.
+    if (
+        recorded is not None
+        and recorded.time is not None
+        and (last_activity is None or recorded.time > last_activity)
+    ):
         last_activity, last_source = recorded.time, recorded.source
     usage = prev.usage
     if recorded is not None and recorded.usage is not None:
         with contextlib.suppress(ValueError):
             usage = Usage.model_validate(recorded.usage)
     expiry: datetime | None = None
-    if resolved.timeout_mode in ("absolute", "idle") and start is not None:
-        # Absolute: from the start or the last renew. Idle: from the last activity too.
-        since = [start, *([renewal.time] if renewal else [])]
-        if resolved.timeout_mode == "idle" and last_activity is not None:
+    if resolved.timeout_mode == "absolute" and start is not None:
+        expiry = max([start, *([renewal.time] if renewal else [])]) + timedelta(
+            seconds=resolved.timeout
+        )
+    elif resolved.timeout_mode == "idle" and start is not None and recorded is not None:
+        # From the latest of the start, the last renew, the last activity, and the
+        # Lease's making: until the Lease exists (the operator makes it before the pods,
+        # and again for pods made before kabin had agents) nothing can see activity,
+        # so nothing is culled for the lack of it.
+        since = [start, *([renewal.time] if renewal else []), *filter(None, [recorded.since])]
+        if last_activity is not None:
             since.append(last_activity)
         expiry = max(since) + timedelta(seconds=resolved.timeout)
 
