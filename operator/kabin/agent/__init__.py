@@ -49,7 +49,6 @@ class Agent:
         self.gates: dict[str, bool] = {}
         self.failures: dict[str, int] = {}
         self.processes = probes.Processes(settings.proc)
-        self.usage = activity.Usage(cpu_cores=0, memory_bytes=0)
         self.reporter = activity.Reporter(
             started=datetime.now(UTC),
             interval=settings.renew_interval,
@@ -82,8 +81,10 @@ class Agent:
             self.gates[iface.name] = ok
             log.info("%s is %s", iface.name, "ready" if ok else "not ready")
 
-    async def signals(self, http: aiohttp.ClientSession, now: datetime) -> list[activity.Seen]:
-        """Every signal this session has, sampled once."""
+    async def signals(
+        self, http: aiohttp.ClientSession, now: datetime
+    ) -> tuple[list[activity.Seen], activity.Usage]:
+        """Every signal this session has, sampled once, and the usage seen meanwhile."""
         host, token = self.settings.host, self.settings.jupyter_token
         seen: list[activity.Seen | None] = []
         for iface in self.interfaces:
@@ -106,18 +107,18 @@ class Agent:
                     now=now,
                 )
             )
-        self.usage = activity.Usage(
+        usage = activity.Usage(
             cpu_cores=cores,
             memory_bytes=rss,
             gpu_utilization=max(gpus[0]) if gpus else None,
             gpu_memory_bytes=gpus[1] if gpus else None,
         )
-        return [s for s in seen if s is not None]
+        return [s for s in seen if s is not None], usage
 
     async def report(self, http: aiohttp.ClientSession) -> None:
         """Renew the Lease if there was new activity; report usage if it moved."""
         now = datetime.now(UTC)
-        seen = await self.signals(http, now)
+        seen, used = await self.signals(http, now)
         body: dict[str, Any] = {}
         fresh = self.reporter.activity(seen, now)
         if fresh is not None and fresh.last is not None:
@@ -126,7 +127,7 @@ class Agent:
                 "holderIdentity": self.settings.pod,
             }
             body["metadata"] = {"annotations": {activity.SOURCE_ANNOTATION: fresh.source}}
-        usage = self.reporter.usage_report(self.usage, now)
+        usage = self.reporter.usage_report(used, now)
         if usage is not None:
             body.setdefault("metadata", {}).setdefault("annotations", {})[
                 activity.USAGE_ANNOTATION

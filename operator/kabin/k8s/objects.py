@@ -9,7 +9,9 @@ computed a difference.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -17,20 +19,56 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.api.meta import GROUP, VERSION
 
+log = logging.getLogger("kabin.events")
+
 FIELD_MANAGER = "kabin"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 
 
-async def _json(response: Any) -> Any:
-    """The JSON body of a raw response. Unparsed responses (`_preload_content=False`)
-    do not raise on errors by themselves: raise as the parsed ones do."""
-    body = await response.read()
+async def _body(response: Any) -> bytes:
+    """The body of a raw response. Unparsed responses (`_preload_content=False`) do not
+    raise on errors by themselves: raise as the parsed ones do."""
+    body: bytes = await response.read()
     if response.status >= 400:
-        error = ApiException(status=response.status, reason=response.reason)
+        error: Any = ApiException(status=response.status, reason=response.reason)
         error.body = body.decode(errors="replace")
         raise error
-    return json.loads(body)
+    return body
+
+
+async def _json(response: Any) -> Any:
+    """The JSON body of a raw response."""
+    return json.loads(await _body(response))
+
+
+async def _items(call: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The items a list call returns, as JSON."""
+    body = await _json(await call(*args, **kwargs, _preload_content=False))
+    items: list[dict[str, Any]] = body.get("items", [])
+    return items
+
+
+async def _created(call: Any, *args: Any, **kwargs: Any) -> bool:
+    """Run a create call; False when the object already exists (a repeated create)."""
+    try:
+        await call(*args, **kwargs)
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+    return True
+
+
+async def _deleted(call: Any, *args: Any) -> bool:
+    """Run a delete call; False when the object was already gone."""
+    try:
+        await call(*args)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
 
 
 async def _read(call: Any, *args: Any) -> dict[str, Any] | None:
@@ -70,46 +108,26 @@ async def list_owned(
         call = client.CoreV1Api(api).list_namespaced_service
     else:
         call = client.NetworkingV1Api(api).list_namespaced_ingress
-    body = await _json(await call(namespace, label_selector=selector, _preload_content=False))
-    items: list[dict[str, Any]] = body.get("items", [])
-    return items
+    return await _items(call, namespace, label_selector=selector)
 
 
 async def create_pod(api: client.ApiClient, pod: dict[str, Any]) -> bool:
     """Create a pod; False when it already exists (a repeated create after a restart)."""
-    try:
-        core: Any = client.CoreV1Api(api)  # takes plain dicts as well as models
-        await core.create_namespaced_pod(
-            pod["metadata"]["namespace"], pod, field_manager=FIELD_MANAGER
-        )
-    except ApiException as e:
-        if e.status == 409:
-            return False
-        raise
-    return True
+    core: Any = client.CoreV1Api(api)  # takes plain dicts as well as models
+    return await _created(
+        core.create_namespaced_pod, pod["metadata"]["namespace"], pod, field_manager=FIELD_MANAGER
+    )
 
 
 async def create_secret(api: client.ApiClient, secret: dict[str, Any]) -> bool:
     """Create a Secret; False when it already exists (its value is kept)."""
-    try:
-        core: Any = client.CoreV1Api(api)
-        await core.create_namespaced_secret(secret["metadata"]["namespace"], secret)
-    except ApiException as e:
-        if e.status == 409:
-            return False
-        raise
-    return True
+    core: Any = client.CoreV1Api(api)
+    return await _created(core.create_namespaced_secret, secret["metadata"]["namespace"], secret)
 
 
 async def delete_pod(api: client.ApiClient, namespace: str, name: str) -> bool:
     """Delete a pod; False when it was already gone."""
-    try:
-        await client.CoreV1Api(api).delete_namespaced_pod(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
+    return await _deleted(client.CoreV1Api(api).delete_namespaced_pod, name, namespace)
 
 
 def _namespaced_patch(api: client.ApiClient, kind: str) -> Any:
@@ -164,14 +182,12 @@ async def set_pod_condition(
 
 async def delete_owned(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:
     """Delete a Service or an Ingress that should no longer exist."""
-    try:
-        if kind == "Service":
-            await client.CoreV1Api(api).delete_namespaced_service(name, namespace)
-        else:
-            await client.NetworkingV1Api(api).delete_namespaced_ingress(name, namespace)
-    except ApiException as e:
-        if e.status != 404:
-            raise
+    call: Any = (
+        client.CoreV1Api(api).delete_namespaced_service
+        if kind == "Service"
+        else client.NetworkingV1Api(api).delete_namespaced_ingress
+    )
+    await _deleted(call, name, namespace)
 
 
 async def get_custom(
@@ -186,26 +202,21 @@ async def get_custom(
 
 async def list_custom(api: client.ApiClient, plural: str, namespace: str) -> list[dict[str, Any]]:
     """Every Session or Drive in a namespace."""
-    body = await _json(
-        await client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, _preload_content=False
-        )
-    )
-    items: list[dict[str, Any]] = body.get("items", [])
-    return items
+    custom = client.CustomObjectsApi(api)
+    return await _items(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
 
 
 async def create_custom(api: client.ApiClient, plural: str, obj: dict[str, Any]) -> bool:
     """Create a Session or Drive; False when it already exists."""
-    try:
-        await client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, obj["metadata"]["namespace"], plural, obj
-        )
-    except ApiException as e:
-        if e.status == 409:
-            return False
-        raise
-    return True
+    custom = client.CustomObjectsApi(api)
+    return await _created(
+        custom.create_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        obj["metadata"]["namespace"],
+        plural,
+        obj,
+    )
 
 
 async def patch_custom(
@@ -243,13 +254,8 @@ async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str,
 async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> bool:
     """Create a PersistentVolumeClaim; False when it already exists."""
     core: Any = client.CoreV1Api(api)
-    try:
-        await core.create_namespaced_persistent_volume_claim(pvc["metadata"]["namespace"], pvc)
-    except ApiException as e:
-        if e.status == 409:
-            return False
-        raise
-    return True
+    namespace = pvc["metadata"]["namespace"]
+    return await _created(core.create_namespaced_persistent_volume_claim, namespace, pvc)
 
 
 async def patch_pvc(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -260,11 +266,8 @@ async def patch_pvc(api: client.ApiClient, namespace: str, name: str, body: dict
 
 async def delete_pvc(api: client.ApiClient, namespace: str, name: str) -> None:
     """Delete a PersistentVolumeClaim (and so its data); nothing if it is gone."""
-    try:
-        await client.CoreV1Api(api).delete_namespaced_persistent_volume_claim(name, namespace)
-    except ApiException as e:
-        if e.status != 404:
-            raise
+    core = client.CoreV1Api(api)
+    await _deleted(core.delete_namespaced_persistent_volume_claim, name, namespace)
 
 
 async def post_event(
@@ -272,9 +275,6 @@ async def post_event(
 ) -> None:
     """Record an Event about a kabin object (`kubectl describe` shows it). Best effort:
     a namespace being deleted refuses new Events, and nothing depends on them."""
-    import logging
-    from datetime import UTC, datetime
-
     meta = about["metadata"]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
@@ -299,7 +299,7 @@ async def post_event(
         core: Any = client.CoreV1Api(api)
         await core.create_namespaced_event(meta["namespace"], event)
     except ApiException as e:
-        logging.getLogger("kabin.events").info(
+        log.info(
             "Event %s about %s/%s not recorded: %s",
             reason,
             meta["namespace"],
@@ -314,26 +314,16 @@ async def post_event(
 
 async def list_custom_everywhere(api: client.ApiClient, plural: str) -> list[dict[str, Any]]:
     """Every object of a kind in every namespace (or every cluster-scoped one)."""
-    body = await _json(
-        await client.CustomObjectsApi(api).list_cluster_custom_object(
-            GROUP, VERSION, plural, _preload_content=False
-        )
-    )
-    items: list[dict[str, Any]] = body.get("items", [])
-    return items
+    custom = client.CustomObjectsApi(api)
+    return await _items(custom.list_cluster_custom_object, GROUP, VERSION, plural)
 
 
 async def delete_custom(api: client.ApiClient, plural: str, namespace: str, name: str) -> bool:
     """Delete a Session or Drive; False when it was already gone."""
-    try:
-        await client.CustomObjectsApi(api).delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name
-        )
-    except ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
+    custom = client.CustomObjectsApi(api)
+    return await _deleted(
+        custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+    )
 
 
 async def watch_custom(
@@ -365,26 +355,17 @@ async def watch_custom(
 
 async def list_nodes(api: client.ApiClient) -> list[dict[str, Any]]:
     """Every node of the cluster."""
-    body = await _json(await client.CoreV1Api(api).list_node(_preload_content=False))
-    items: list[dict[str, Any]] = body.get("items", [])
-    return items
+    return await _items(client.CoreV1Api(api).list_node)
 
 
 async def list_pods_everywhere(api: client.ApiClient, selector: str) -> list[dict[str, Any]]:
     """Pods matching the label `selector` in every namespace."""
-    body = await _json(
-        await client.CoreV1Api(api).list_pod_for_all_namespaces(
-            label_selector=selector, _preload_content=False
-        )
-    )
-    items: list[dict[str, Any]] = body.get("items", [])
-    return items
+    return await _items(client.CoreV1Api(api).list_pod_for_all_namespaces, label_selector=selector)
 
 
 async def list_namespaces(api: client.ApiClient) -> list[str]:
     """The names of every namespace."""
-    body = await _json(await client.CoreV1Api(api).list_namespace(_preload_content=False))
-    return [item["metadata"]["name"] for item in body.get("items", [])]
+    return [item["metadata"]["name"] for item in await _items(client.CoreV1Api(api).list_namespace)]
 
 
 async def read_pod_log(api: client.ApiClient, namespace: str, pod: str, container: str) -> str:
@@ -393,13 +374,7 @@ async def read_pod_log(api: client.ApiClient, namespace: str, pod: str, containe
     response = await core.read_namespaced_pod_log(
         pod, namespace, container=container, _preload_content=False
     )
-    body = await response.read()
-    if response.status >= 400:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body = body.decode(errors="replace")
-        raise error
-    text: str = body.decode(errors="replace")
-    return text
+    return (await _body(response)).decode(errors="replace")
 
 
 async def follow_pod_log(

@@ -155,8 +155,7 @@ class Reporter:
     pending: Seen | None = None
     reported: datetime | None = None
     written: datetime | None = None
-    usage: dict[str, Any] | None = None
-    usage_seen: Usage | None = None
+    usage: Usage | None = None  # as last reported
     usage_written: datetime | None = None
 
     def activity(self, seen: list[Seen], now: datetime) -> Seen | None:
@@ -188,21 +187,18 @@ class Reporter:
         """The usage to write now: when it moved by more than a step (0.25 cores, 128Mi,
         10 % of GPU) since the last report, at most once per `usage_interval`; a value
         sitting on a rounding boundary does not flip back and forth."""
-        if self.usage is not None and not _moved(self.usage_seen, usage):
+        if self.usage is not None and not _moved(self.usage, usage):
             return None
         if (
             self.usage_written is not None
             and (now - self.usage_written).total_seconds() < self.usage_interval
         ):
             return None
-        report = usage.report()
-        self.usage, self.usage_seen, self.usage_written = report, usage, now
-        return report
+        self.usage, self.usage_written = usage, now
+        return usage.report()
 
 
-def _moved(before: Usage | None, now: Usage) -> bool:
-    if before is None:
-        return True
+def _moved(before: Usage, now: Usage) -> bool:
     mib = 1 << 20
     steps = [
         abs(now.cpu_cores - before.cpu_cores) >= 0.25,
