@@ -14,6 +14,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,98 @@ async def k_namespace(api: client.ApiClient, operator: object) -> AsyncIterator[
     await core.create_namespace({"metadata": {"name": name}})
     yield name
     await core.delete_namespace(name, propagation_policy="Background")
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user of the gateway: their name, bearer token and namespace."""
+
+    user: str
+    token: str
+    namespace: str
+
+
+@dataclass
+class Gateway:
+    """A running `kabin gateway`: its base URL and the people it signs in."""
+
+    url: str
+    people: list[Person]
+    taken: int = 0
+
+    @property
+    def skaha(self) -> str:
+        return f"{self.url}/skaha"
+
+    def person(self) -> Person:
+        """Someone who has not used the gateway yet in this run (a namespace of their own)."""
+        person = self.people[self.taken]
+        self.taken += 1
+        return person
+
+
+def start_gateway(
+    tmp: Path, *, kubeconfig: Path, env: dict[str, str], args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `kabin gateway` on a free port; return the process and the URL it logged."""
+    import sys
+    import time
+
+    log_path = tmp / f"gateway-{uuid.uuid4().hex[:6]}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kabin", "gateway", "--port", "0", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), **env},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"serving (http://\S+)/skaha", log_path.read_text())
+        if found:
+            return proc, found.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the gateway did not start:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    kubeconfig: Path, operator: object, environments: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """`kabin gateway` as a process, signing in 60 people from a static token file, each
+    with a namespace of their own made on first use (`gw<run>-<user>`)."""
+    import secrets
+
+    tmp = tmp_path_factory.mktemp("gateway")
+    run_id = uuid.uuid4().hex[:5]
+    template = f"gw{run_id}-{{user}}"
+    people = [
+        Person(user=f"user{i:02d}", token=secrets.token_urlsafe(16), namespace=f"gw{run_id}-user{i:02d}")
+        for i in range(60)
+    ]
+    tokens = tmp / "tokens.csv"
+    tokens.write_text("".join(f'{p.token},{p.user},{p.user},"researchers"\n' for p in people))
+    proc, url = start_gateway(
+        tmp,
+        kubeconfig=kubeconfig,
+        env={
+            "KABIN_GATEWAY_PROVISION_NAMESPACES": "true",
+            "KABIN_GATEWAY_NAMESPACE_TEMPLATE": template,
+        },
+        args=("--token-file", str(tokens)),
+    )
+    running = Gateway(url=url, people=people)
+    try:
+        yield running
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for p in people[: running.taken]:
+            subprocess.run(
+                ["kubectl", "delete", "namespace", p.namespace, "--wait=false", "--ignore-not-found"],
+                capture_output=True,
+                check=False,
+            )

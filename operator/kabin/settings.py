@@ -170,3 +170,39 @@ class AgentSettings(BaseSettings):
         default=5, ge=0, description="GPU utilization (percent) that counts as active."
     )
     proc: str = Field(default="/proc", description="Where the pod's processes are listed.")
+
+
+class GatewaySettings(BaseSettings):
+    """How `kabin gateway` runs: Skaha's REST API (and the dashboard) on kabin."""
+
+    model_config = SettingsConfigDict(env_prefix="KABIN_GATEWAY_", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port it listens on.")
+    token_file: str | None = Field(
+        default=None,
+        description='kube-apiserver\'s static token file (CSV `token,user,uid,"group1,group2"`) '
+        "to sign people in with, for local use and tests. Unset: every token is checked with "
+        "a Kubernetes TokenReview, so ServiceAccount and OIDC tokens work.",
+    )
+    namespace_template: str = Field(
+        default="kabin-{user}",
+        description="Namespace of a user's sessions and drives; `{user}` is the user name made "
+        "a DNS label (with a short hash when that changed it).",
+    )
+    provision_namespaces: bool = Field(
+        default=False,
+        description="Make a user's namespace on first use, with a RoleBinding of "
+        "`user_role` to the user. Needs the gateway's provisioner role.",
+    )
+    user_role: str = Field(
+        default="edit",
+        description="ClusterRole bound to a user in a provisioned namespace (Kubernetes' "
+        "`edit`, which kabin's roles aggregate into).",
+    )
+    token_cache_seconds: float = Field(
+        default=60, ge=0, description="Seconds a TokenReview's answer is reused."
+    )
+    request_timeout: float = Field(
+        default=30, gt=0, description="Seconds each API server request may take."
+    )

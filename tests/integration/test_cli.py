@@ -207,7 +207,7 @@ async def test_stats(namespace: str, operator: object) -> None:
     fits_80_columns(table)
     assert "NVIDIA-H100-80GB-HBM3" in table and "128" in table
     stats = json.loads(await ok("stats", "-o", "json", namespace=namespace))
-    assert stats["cores"]["coresAvailable"] == 128
+    assert stats["cores"]["cpuCoresAvailable"] == 128
     assert stats["gpus"]["NVIDIA-H100-80GB-HBM3"]["available"] == 16
 
 

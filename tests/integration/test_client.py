@@ -229,10 +229,10 @@ async def test_info_logs_stats_and_destroy_of_a_list_of_ids(
         v for k, v in stats["instances"].items() if k != "total"
     )
     # The simulated cluster: 4 nodes of 16 cores and 64Gi, 2 GPU nodes of 32 cores and 256Gi.
-    assert stats["cores"]["coresAvailable"] == 4 * 16 + 2 * 32
+    assert stats["cores"]["cpuCoresAvailable"] == 4 * 16 + 2 * 32
     assert stats["cores"]["requestedCPUCores"] >= 2 * 2
-    assert stats["cores"]["maxCores"] == {"cores": 32, "withRam": "256Gi"}
-    assert stats["ram"]["maxRAM"] == {"ram": "256Gi", "withCores": 32}
+    assert stats["cores"]["maxCPUCores"] == {"cpuCores": 32, "withRam": "256Gi"}
+    assert stats["ram"]["maxRAM"] == {"ram": "256Gi", "withCPUCores": 32}
     assert stats["gpus"][GPU_PRODUCT]["available"] == 16
 
     async def gpu_placed() -> None:

@@ -275,13 +275,13 @@ def test_stats_in_skahas_shape_with_gpus_by_product() -> None:
     }
     assert stats["cores"] == {
         "requestedCPUCores": 3.5,
-        "coresAvailable": 64,
-        "maxCores": {"cores": 32, "withRam": "256Gi"},
+        "cpuCoresAvailable": 64,
+        "maxCPUCores": {"cpuCores": 32, "withRam": "256Gi"},
     }
     assert stats["ram"] == {
         "requestedRAM": "13Gi",
         "ramAvailable": "384Gi",
-        "maxRAM": {"ram": "256Gi", "withCores": 32},
+        "maxRAM": {"ram": "256Gi", "withCPUCores": 32},
     }
     assert stats["gpus"] == {"H100": {"requested": 3, "available": 8}}
 
@@ -289,7 +289,7 @@ def test_stats_in_skahas_shape_with_gpus_by_product() -> None:
 def test_stats_of_an_empty_cluster() -> None:
     stats = records.stats(nodes=[], pods=[], sessions=[])
     assert stats["instances"]["total"] == 0
-    assert stats["cores"]["maxCores"] == {"cores": 0, "withRam": "<none>"}
+    assert stats["cores"]["maxCPUCores"] == {"cpuCores": 0, "withRam": "<none>"}
     assert stats["gpus"] == {}
 
 

@@ -199,3 +199,9 @@ def cel(*rules: dict[str, str]) -> ConfigDict:
     """Model config carrying CEL validation rules (x-kubernetes-validations) for the CRD."""
     extra: JsonDict = {"x-kubernetes-validations": [dict(r) for r in rules]}
     return ConfigDict(json_schema_extra=extra)
+
+
+def parse_time(text: str) -> datetime:
+    """A Kubernetes timestamp (RFC 3339, `Z` or an offset, any fraction) as an aware
+    datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

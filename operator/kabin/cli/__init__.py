@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +65,48 @@ def agent(
         missing = ", ".join(f"KABIN_AGENT_{str(err['loc'][0]).upper()}" for err in e.errors())
         raise typer.BadParameter(f"set {missing}", param_hint="environment") from e
     asyncio.run(run(settings))
+
+
+@app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help='kube-apiserver\'s static token file (token,user,uid,"groups"). '
+            "Default: check tokens with a Kubernetes TokenReview."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Serve Skaha's REST API on kabin (`skaha` and `canfar` clients work unchanged).
+
+    Settings not given as options come from KABIN_GATEWAY_* variables.
+    """
+    import asyncio
+    import contextlib
+    import logging
+
+    from kabin.gateway import serve
+    from kabin.settings import GatewaySettings
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    given: dict[str, Any] = {"host": host, "port": port, "token_file": token_file and str(token_file)}
+    settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+
+    async def run() -> None:
+        runner = await serve(settings)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops it
+        asyncio.run(run())
 
 
 from kabin.cli import catalog, sessions  # noqa: E402  (after `app`, which they extend)

@@ -307,12 +307,12 @@ def stats(
             for kind, count in found["instances"].items()
             if count or kind == "total"
         ]
-        body.append(("cores", cores["requestedCPUCores"], cores["coresAvailable"]))
+        body.append(("cores", cores["requestedCPUCores"], cores["cpuCoresAvailable"]))
         body.append(("memory", ram.get("requestedRAM", ""), ram.get("ramAvailable", "")))
         for product, gpu in gpus.items():
             body.append((f"gpus: {product}", gpu["requested"], gpu["available"]))
-        largest = cores["maxCores"]
-        body.append(("largest node", f"{largest['cores']} cores", largest["withRam"]))
+        largest = cores["maxCPUCores"]
+        body.append(("largest node", f"{largest['cpuCores']} cores", largest["withRam"]))
         return table(["resource", "requested", "available"], body)
 
     emit(found, output, rows)

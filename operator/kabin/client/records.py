@@ -348,7 +348,7 @@ def stats(
 
     `instances`: active (Pending or Running) sessions by type, and their total.
     `cores`: CPU requested by live session pods, the allocatable cores of schedulable
-    nodes (`coresAvailable`, Skaha's capacity), and the node with the most cores.
+    nodes (`cpuCoresAvailable`, Skaha's capacity), and the node with the most cores.
     `ram`: the node with the most memory (plus requested and allocatable memory).
     `gpus`: per `nvidia.com/gpu.product`, GPUs requested by live session pods and the
     nodes' allocatable GPUs.
@@ -399,9 +399,9 @@ def stats(
         "instances": instances,
         "cores": {
             "requestedCPUCores": _number(sum((_pod_requests(p, "cpu") for p in live), Decimal(0))),
-            "coresAvailable": _number(sum((allocatable(n, "cpu") for n in usable), Decimal(0))),
-            "maxCores": {
-                "cores": _number(allocatable(by_cores, "cpu")) if by_cores else 0,
+            "cpuCoresAvailable": _number(sum((allocatable(n, "cpu") for n in usable), Decimal(0))),
+            "maxCPUCores": {
+                "cpuCores": _number(allocatable(by_cores, "cpu")) if by_cores else 0,
                 "withRam": _gibibytes(allocatable(by_cores, "memory")) if by_cores else NONE,
             },
         },
@@ -410,7 +410,7 @@ def stats(
             "ramAvailable": _gibibytes(sum((allocatable(n, "memory") for n in usable), Decimal(0))),
             "maxRAM": {
                 "ram": _gibibytes(allocatable(by_ram, "memory")) if by_ram else NONE,
-                "withCores": _number(allocatable(by_ram, "cpu")) if by_ram else 0,
+                "withCPUCores": _number(allocatable(by_ram, "cpu")) if by_ram else 0,
             },
         },
         "gpus": dict(sorted(gpus.items())),

@@ -128,6 +128,7 @@ class AsyncSession(Options):
     ) -> None:
         super().__init__(kubeconfig, context, namespace, timeout, concurrency, loglevel)
         self._api: client.ApiClient | None = None
+        self._borrowed = False
         self._connecting = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -142,6 +143,23 @@ class AsyncSession(Options):
     ) -> None:
         await self.close()
 
+    @classmethod
+    def over(
+        cls, api: client.ApiClient, *, namespace: str, timeout: float = 30, concurrency: int = 32
+    ) -> AsyncSession:
+        """A client on a connection someone else owns (the gateway's, impersonating a
+        user); `close` leaves that connection open.
+
+        Examples:
+            >>> session = AsyncSession.over(api, namespace="kabin-alice")
+        """
+        session = cls(
+            namespace=namespace, timeout=timeout, concurrency=concurrency, loglevel=logging.WARNING
+        )
+        session._api = api
+        session._borrowed = True
+        return session
+
     async def close(self) -> None:
         """Close the connection to the API server (a later call opens a new one).
 
@@ -150,7 +168,7 @@ class AsyncSession(Options):
             >>> await session.close()
         """
         api, self._api = self._api, None
-        if api is not None:
+        if api is not None and not self._borrowed:
             await api.close()
 
     # -- plumbing: one place for connection, concurrency, timeouts and errors ---------------
@@ -295,17 +313,17 @@ class AsyncSession(Options):
 
         Returns:
             Skaha's shape: `instances` (active sessions by type, and total), `cores`
-            (requestedCPUCores, coresAvailable, maxCores with cores and withRam), `ram`
-            (maxRAM with ram and withCores; also requestedRAM, ramAvailable), and kabin's
+            (requestedCPUCores, cpuCoresAvailable, maxCPUCores with cpuCores and withRam), `ram`
+            (maxRAM with ram and withCPUCores; also requestedRAM, ramAvailable), and kabin's
             `gpus`: requested and available GPUs by product.
 
         Examples:
             >>> await AsyncSession().stats()
             {'instances': {'notebook': 2, ..., 'headless': 5, 'total': 7},
-             'cores': {'requestedCPUCores': 14, 'coresAvailable': 128,
-                       'maxCores': {'cores': 32, 'withRam': '256Gi'}},
+             'cores': {'requestedCPUCores': 14, 'cpuCoresAvailable': 128,
+                       'maxCPUCores': {'cpuCores': 32, 'withRam': '256Gi'}},
              'ram': {'requestedRAM': '28Gi', 'ramAvailable': '768Gi',
-                     'maxRAM': {'ram': '256Gi', 'withCores': 32}},
+                     'maxRAM': {'ram': '256Gi', 'withCPUCores': 32}},
              'gpus': {'NVIDIA-H100-80GB-HBM3': {'requested': 2, 'available': 16}}}
         """
         nodes, pods, sessions = await self._all(

@@ -390,3 +390,53 @@ async def follow_pod_log(
     async with response:
         async for line in response.content:
             yield line.decode(errors="replace").rstrip("\n")
+
+
+# Reads and writes of the gateway (kabin.gateway): events, token reviews, and a user's
+# namespace made on first use.
+
+
+async def list_events(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The core/v1 Events of a namespace."""
+    return await _items(client.CoreV1Api(api).list_namespaced_event, namespace)
+
+
+async def review_token(api: client.ApiClient, token: str) -> dict[str, Any]:
+    """The status of a TokenReview of `token`: authenticated, user (username, groups)."""
+    body: Any = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    answer = await _json(
+        await client.AuthenticationV1Api(api).create_token_review(body, _preload_content=False)
+    )
+    status: dict[str, Any] = answer.get("status") or {}
+    return status
+
+
+async def namespace_exists(api: client.ApiClient, name: str) -> bool:
+    """Whether a namespace exists (and is not being deleted)."""
+    found = await _read(client.CoreV1Api(api).read_namespace, name)
+    return found is not None and not found["metadata"].get("deletionTimestamp")
+
+
+async def create_namespace(api: client.ApiClient, namespace: dict[str, Any]) -> bool:
+    """Create a namespace; False when it exists already."""
+    return await _created(client.CoreV1Api(api).create_namespace, namespace)
+
+
+async def create_role_binding(api: client.ApiClient, binding: dict[str, Any]) -> bool:
+    """Create a RoleBinding; False when it exists already."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    return await _created(
+        rbac.create_namespaced_role_binding, binding["metadata"]["namespace"], binding
+    )
+
+
+async def server_version(api: client.ApiClient) -> dict[str, Any]:
+    """The API server's /version (public): whether it answers at all."""
+    version: dict[str, Any] = await _json(
+        await client.VersionApi(api).get_code(_preload_content=False)
+    )
+    return version

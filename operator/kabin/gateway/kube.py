@@ -1,0 +1,140 @@
+"""The gateway's one connection to the API server, and a view of it for each user.
+
+Every request a user makes goes out on the gateway's connection pool with
+`Impersonate-User` and one `Impersonate-Group` header per group, as `kubectl --as
+--as-group` sends them, so the API server's RBAC and kabin's admission judge the user,
+not the gateway. The gateway's own identity is used only to review tokens, to make a
+user's namespace when that is allowed, and for the two public views Skaha has (every
+user's sessions with their public fields, and the platform's statistics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from kubernetes_asyncio import client
+from multidict import CIMultiDict
+
+from kabin.api.session import USER_LABEL
+from kabin.client.session import AsyncSession
+from kabin.gateway.identity import Identity, namespace_of
+from kabin.k8s import objects
+from kabin.settings import GatewaySettings
+
+log = logging.getLogger("kabin.gateway")
+
+
+class _Impersonating:
+    """Stands in for the aiohttp session of a kubernetes_asyncio REST client: the same
+    pool, with the user's impersonation headers on every request."""
+
+    def __init__(self, pool: Any, identity: Identity) -> None:
+        self._pool = pool
+        self._identity = identity
+
+    def request(self, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        sent = CIMultiDict(headers or {})
+        sent["Impersonate-User"] = self._identity.user
+        for group in self._identity.groups:
+            sent.add("Impersonate-Group", group)
+        return self._pool.request(headers=sent, **kwargs)
+
+    async def close(self) -> None:
+        """The pool is the gateway's: closing a user's view leaves it open."""
+
+
+class Kube:
+    """The API server as the gateway reaches it: as itself, or as a user."""
+
+    def __init__(self, api: client.ApiClient, settings: GatewaySettings) -> None:
+        self.api = api
+        self.settings = settings
+        self._views: OrderedDict[Identity, client.ApiClient] = OrderedDict()
+        self._ready: set[str] = set()
+        self._making: dict[str, asyncio.Lock] = {}
+
+    def as_user(self, identity: Identity) -> client.ApiClient:
+        """An API client that acts as `identity` over the gateway's connection pool."""
+        view = self._views.get(identity)
+        if view is None:
+            view = copy.copy(self.api)
+            view.default_headers = dict(self.api.default_headers)
+            view.rest_client = copy.copy(self.api.rest_client)
+            pool: Any = _Impersonating(self.api.rest_client.pool_manager, identity)
+            view.rest_client.pool_manager = pool
+            self._views[identity] = view
+            while len(self._views) > 1024:
+                self._views.popitem(last=False)
+        else:
+            self._views.move_to_end(identity)
+        return view
+
+    def namespace(self, identity: Identity) -> str:
+        """The namespace of the user's sessions and drives."""
+        return namespace_of(identity.user, self.settings.namespace_template)
+
+    def sessions(self, identity: Identity) -> AsyncSession:
+        """kabin's client, acting as the user in their namespace."""
+        return AsyncSession.over(
+            self.as_user(identity),
+            namespace=self.namespace(identity),
+            timeout=self.settings.request_timeout,
+        )
+
+    def public(self) -> AsyncSession:
+        """kabin's client as the gateway itself, for Skaha's public views."""
+        return AsyncSession.over(
+            self.api, namespace="default", timeout=self.settings.request_timeout
+        )
+
+    async def review(self, token: str) -> dict[str, Any]:
+        """A TokenReview of `token`, by the gateway's own identity."""
+        async with asyncio.timeout(self.settings.request_timeout):
+            return await objects.review_token(self.api, token)
+
+    async def provision(self, identity: Identity) -> None:
+        """Make the user's namespace, with their RoleBinding, on first use (when allowed).
+
+        Done once per namespace and process; creates tolerate "already exists", so two
+        gateway replicas, or a restart, make nothing twice.
+        """
+        if not self.settings.provision_namespaces:
+            return
+        name = self.namespace(identity)
+        if name in self._ready:
+            return
+        lock = self._making.setdefault(name, asyncio.Lock())
+        async with lock, asyncio.timeout(self.settings.request_timeout):
+            if name in self._ready:
+                return
+            if not await objects.namespace_exists(self.api, name):
+                labels = {USER_LABEL: namespace_of(identity.user, "{user}")}
+                made = await objects.create_namespace(
+                    self.api,
+                    {"metadata": {"name": name, "labels": labels}},
+                )
+                log.info("made namespace %s for %s (%s)", name, identity.user, made)
+            await objects.create_role_binding(self.api, _binding(name, identity, self.settings))
+            self._ready.add(name)
+            self._making.pop(name, None)
+
+
+def _binding(namespace: str, identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
+    """The RoleBinding that lets a user work in their namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "kabin-user", "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": settings.user_role,
+        },
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity.user}
+        ],
+    }

@@ -1,0 +1,223 @@
+"""Skaha's REST endpoints, served from kabin's objects as the signed-in user.
+
+`/skaha/v0/...` and `/skaha/v1/...` share these handlers (skaha 1.7.0 defaults to v0,
+canfar to v1); only the status words differ. Each handler reads the parameters, lets
+`kabin.gateway.protocol` decide, and asks the API server through kabin's client as the
+user (`Kube.sessions`). A user's session is one in their namespace that they created:
+anything else is 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from aiohttp import web
+
+from kabin.client import records
+from kabin.client.errors import AlreadyExists, Invalid, NotFound
+from kabin.client.session import AsyncSession
+from kabin.gateway import protocol
+from kabin.gateway.identity import Identity
+from kabin.gateway.kube import Kube
+from kabin.k8s import objects
+
+KUBE = web.AppKey("kube", Kube)
+IDENTITY = "kabin.identity"
+_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_VERSION = "{version:v[01]}"
+_CREATE_TRIES = 5
+
+
+def text(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/plain")
+
+
+async def params(request: web.Request) -> protocol.Params:
+    """The query string, plus the body when it is urlencoded (or unlabelled)."""
+    sources: list[Any] = [request.query]
+    if request.can_read_body and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "application/octet-stream",
+        "",
+    ):
+        sources.append(await request.post())
+    return protocol.Params(*(s.items() for s in sources if not isinstance(s, str)))
+
+
+def _context(request: web.Request) -> tuple[Kube, Identity, protocol.Version]:
+    version = cast(protocol.Version, request.match_info.get("version", "v1"))
+    return request.app[KUBE], cast(Identity, request[IDENTITY]), version
+
+
+async def _mine(sessions: AsyncSession, identity: Identity, session_id: str) -> dict[str, Any]:
+    """The user's session of that id, or 404: unknown ids, other namespaces and other
+    people's sessions all look the same."""
+    if not _ID.match(session_id) or len(session_id) > 63:
+        raise NotFound(f"session {session_id!r} not found")
+    try:
+        obj = await sessions.get(session_id)
+    except NotFound:
+        raise NotFound(f"session {session_id!r} not found") from None
+    if obj["spec"].get("user") != identity.user:
+        raise NotFound(f"session {session_id!r} not found")
+    return obj
+
+
+async def _environments(sessions: AsyncSession) -> list[dict[str, Any]]:
+    return await sessions._call(
+        lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
+    )
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    kube, identity, version = _context(request)
+    given = await params(request)
+    view = (given.one("view") or "").lower() or None
+    if view == "stats":
+        return web.json_response(await kube.public().stats(), dumps=_pretty)
+    kind = protocol.filter_type(given.one("type"))
+    phases = protocol.filter_status(given.one("status"))
+    if view == "all":
+        public = kube.public()
+        everyone = await public._sessions(everywhere=True)
+        shown = [s for s in everyone if protocol.matches(s, kind=kind, phases=phases)]
+        shown.sort(key=records.sort_key)
+        return web.json_response(
+            [protocol.public(protocol.record(s, images={}, version=version)) for s in shown]
+        )
+    if view not in (None, "interactive"):
+        raise Invalid(f"view: {view!r} is not a view of the list; use all or stats")
+    sessions = kube.sessions(identity)
+    found = [
+        s
+        for s in await sessions._sessions(everywhere=False)
+        if s["spec"].get("user") == identity.user
+        and protocol.matches(s, kind=kind, phases=phases)
+        and (view != "interactive" or s["spec"]["type"] != "headless")
+    ]
+    found.sort(key=records.sort_key)
+    images = await sessions._images(found)
+    return web.json_response([protocol.record(s, images=images, version=version) for s in found])
+
+
+async def create_session(request: web.Request) -> web.Response:
+    kube, identity, _ = _context(request)
+    given = await params(request)
+    sessions = kube.sessions(identity)
+    kind = protocol.session_type(given.one("type"), default="headless")
+    environments = (
+        await _environments(sessions)
+        if kind != "headless" and given.one("environment") is None
+        else []
+    )
+    # Checked in full before anything is written: a bad request creates nothing.
+    manifest = protocol.create_manifest(
+        given,
+        session_id=protocol.new_id(),
+        namespace=kube.namespace(identity),
+        environments=environments,
+    )
+    for _ in range(_CREATE_TRIES):
+        if await sessions._call(lambda api: objects.create_custom(api, "sessions", manifest)):
+            return text(f"{manifest['metadata']['name']}\n")
+        manifest["metadata"]["name"] = protocol.new_id()  # ids are random: another one
+    raise AlreadyExists("could not find a free session id; try again")
+
+
+async def get_session(request: web.Request) -> web.Response:
+    kube, identity, version = _context(request)
+    given = await params(request)
+    session_id = request.match_info["id"]
+    sessions = kube.sessions(identity)
+    obj = await _mine(sessions, identity, session_id)
+    view = (given.one("view") or "").lower()
+    if view == "logs":
+        return text((await sessions.logs(session_id))[session_id])
+    if view == "events":
+        pods = {p["metadata"]["name"] for p in await sessions._pods(session_id)}
+        namespace = obj["metadata"]["namespace"]
+        events = await sessions._call(lambda api: objects.list_events(api, namespace))
+        about = [
+            e for e in events if (e.get("involvedObject") or {}).get("name") in pods | {session_id}
+        ]
+        return text(protocol.events_table(about))
+    # Any other view, skaha's undefined `view=event` included, is the record.
+    images = await sessions._images([obj])
+    return web.json_response(protocol.record(obj, images=images, version=version))
+
+
+async def change_session(request: web.Request) -> web.Response:
+    kube, identity, _ = _context(request)
+    given = await params(request)
+    session_id = request.match_info["id"]
+    sessions = kube.sessions(identity)
+    obj = await _mine(sessions, identity, session_id)
+    action = given.one("action")
+    if action is None:
+        raise Invalid("action: required; a session cannot be modified, only renewed (action=renew)")
+    if action.lower() != "renew":
+        raise Invalid(f"action: {action!r} is not recognized; use renew")
+    if records.phase_of(obj) not in records.ACTIVE:
+        raise Invalid(f"No active session {session_id!r} to renew: it is {records.phase_of(obj)}")
+    await sessions.renew(session_id)
+    return text("")
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    kube, identity, _ = _context(request)
+    session_id = request.match_info["id"]
+    sessions = kube.sessions(identity)
+    await _mine(sessions, identity, session_id)
+    if not (await sessions.destroy(session_id))[session_id]:
+        raise NotFound(f"session {session_id!r} not found")
+    return text("")
+
+
+async def context(request: web.Request) -> web.Response:
+    kube, _, _ = _context(request)
+    public = kube.public()
+    nodes = await public._call(objects.list_nodes)
+    return web.json_response(protocol.context(nodes))
+
+
+async def images(request: web.Request) -> web.Response:
+    kube, identity, _ = _context(request)
+    given = await params(request)
+    kind = protocol.session_type(given.one("type"))
+    environments = await _environments(kube.sessions(identity))
+    return web.json_response(protocol.images(environments, kind))
+
+
+async def availability(request: web.Request) -> web.Response:
+    kube = request.app[KUBE]
+    try:
+        await kube.public()._call(objects.server_version)
+    except Exception as e:  # any failure means unavailable, which is the answer
+        body = protocol.AVAILABILITY.format(available="false", note=_xml(f"Unavailable: {e}"))
+    else:
+        body = protocol.AVAILABILITY.format(available="true", note="kabin Service Available.")
+    return web.Response(text=body, content_type="text/xml")
+
+
+def _xml(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _pretty(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2)
+
+
+def add(app: web.Application) -> None:
+    """Serve Skaha's endpoints on `app`."""
+    base = f"/skaha/{_VERSION}"
+    app.router.add_get(f"{base}/session", list_sessions, allow_head=False)
+    app.router.add_post(f"{base}/session", create_session)
+    app.router.add_get(f"{base}/session/{{id}}", get_session, allow_head=False)
+    app.router.add_post(f"{base}/session/{{id}}", change_session)
+    app.router.add_delete(f"{base}/session/{{id}}", delete_session)
+    app.router.add_get(f"{base}/context", context, allow_head=False)
+    app.router.add_get(f"{base}/image", images, allow_head=False)
+    app.router.add_get("/skaha/availability", availability, allow_head=False)
