@@ -335,7 +335,11 @@ def gateway(
     run_id = uuid.uuid4().hex[:5]
     template = f"gw{run_id}-{{user}}"
     people = [
-        Person(user=f"user{i:02d}", token=secrets.token_urlsafe(16), namespace=f"gw{run_id}-user{i:02d}")
+        Person(
+            user=f"user{i:02d}",
+            token=secrets.token_urlsafe(16),
+            namespace=f"gw{run_id}-user{i:02d}",
+        )
         for i in range(60)
     ]
     tokens = tmp / "tokens.csv"
@@ -357,7 +361,14 @@ def gateway(
         proc.wait(timeout=30)
         for p in people[: running.taken]:
             subprocess.run(
-                ["kubectl", "delete", "namespace", p.namespace, "--wait=false", "--ignore-not-found"],
+                [
+                    "kubectl",
+                    "delete",
+                    "namespace",
+                    p.namespace,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ],
                 capture_output=True,
                 check=False,
             )

@@ -207,7 +207,13 @@ async def test_canfar_session_calls(gateway: Gateway, api: object) -> None:
     url = f"{gateway.skaha}/v1"
     session = Session(url=url, token=me.token)
     ids = session.create(
-        name="cprobe", image=IMAGE, cmd="sleep", args="600", env={"A": "b=c"}, replicas=2, errors="raise"
+        name="cprobe",
+        image=IMAGE,
+        cmd="sleep",
+        args="600",
+        env={"A": "b=c"},
+        replicas=2,
+        errors="raise",
     )
     assert len(ids) == 2
     obj = session_object(me, ids[0])
@@ -372,8 +378,14 @@ async def test_token_review_and_impersonation(
                 namespace,
                 {
                     "metadata": {"name": "robot-edit"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                    "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": namespace}],
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "edit",
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "robot", "namespace": namespace}
+                    ],
                 },
             )
 
@@ -386,7 +398,9 @@ async def test_token_review_and_impersonation(
                 assert answer.status_code == 200, answer.text
 
             await eventually(allowed, timeout=30)
-            answer = await http.get(f"{url}/skaha/v1/session", headers={"Authorization": "Bearer x"})
+            answer = await http.get(
+                f"{url}/skaha/v1/session", headers={"Authorization": "Bearer x"}
+            )
             assert answer.status_code == 401
     finally:
         proc.terminate()

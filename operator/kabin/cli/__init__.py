@@ -95,7 +95,11 @@ def gateway(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    given: dict[str, Any] = {"host": host, "port": port, "token_file": token_file and str(token_file)}
+    given: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "token_file": token_file and str(token_file),
+    }
     settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
 
     async def run() -> None:
