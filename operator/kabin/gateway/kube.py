@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict
 
 from kabin.api.session import USER_LABEL
@@ -118,9 +119,23 @@ class Kube:
                     {"metadata": {"name": name, "labels": labels}},
                 )
                 log.info("made namespace %s for %s (%s)", name, identity.user, made)
-            await objects.create_role_binding(self.api, _binding(name, identity, self.settings))
+            if await objects.create_role_binding(self.api, _binding(name, identity, self.settings)):
+                await self._until_allowed(identity, name)
             self._ready.add(name)
             self._making.pop(name, None)
+
+    async def _until_allowed(self, identity: Identity, namespace: str) -> None:
+        """Wait until the API server's authorizer has seen a new RoleBinding (its cache
+        lags the write by a moment), so that the user's first request is not refused."""
+        view = self.as_user(identity)
+        for _ in range(100):
+            try:
+                await objects.list_custom(view, "sessions", namespace)
+                return
+            except ApiException as e:
+                if e.status != 403:
+                    raise
+            await asyncio.sleep(0.05)
 
 
 def _binding(namespace: str, identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
