@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make up`: the main job on the local control plane. Starts the cluster, installs
 # the CRDs and user roles, runs the operator (which serves and registers its
-# admission webhooks), applies the examples through those webhooks, and keeps the
-# operator in the foreground until Ctrl-C.
+# admission webhooks) and the gateway (Skaha's REST API), signs the local user in,
+# applies the examples in their namespace through those webhooks, and keeps both
+# in the foreground until Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,9 +16,21 @@ kubectl wait --for=condition=Established --timeout=60s \
   crd/sessions.kabin.dev crd/drives.kabin.dev crd/environmentconfigs.kabin.dev >/dev/null
 kubectl apply --server-side -f manifests/rbac/users.yaml >/dev/null
 
+# The local user signs in to the gateway with a token from kube-apiserver's static
+# token file format, made once and kept in .cluster/.
+user=${KABIN_USER:-$(id -un)}
+tokens="$root/.cluster/gateway-tokens.csv"
+if [[ ! -s "$tokens" ]] || ! grep -q ",$user,$user," "$tokens"; then
+  echo "$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))'),$user,$user,\"kabin:users\"" >> "$tokens"
+fi
+token=$(grep ",$user,$user," "$tokens" | head -1 | cut -d, -f1)
+port=${KABIN_GATEWAY_PORT:-8000}
+
 .venv/bin/kabin operator "$@" &
 operator=$!
-trap 'kill -TERM $operator 2>/dev/null; wait $operator' INT TERM EXIT
+KABIN_GATEWAY_PROVISION_NAMESPACES=true .venv/bin/kabin gateway --port "$port" --token-file "$tokens" &
+gateway=$!
+trap 'kill -TERM $operator $gateway 2>/dev/null; wait $operator $gateway' INT TERM EXIT
 
 # Examples go through admission (users stamped, environments checked): wait for it.
 for _ in $(seq 150); do
@@ -26,13 +39,26 @@ for _ in $(seq 150); do
   [[ -n "$hooks" ]] && break
   sleep 0.2
 done
-kubectl apply --server-side -f examples/
+# The first request makes the user's namespace (and their RoleBinding to `edit`).
+for _ in $(seq 150); do
+  curl -fsS -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/skaha/v1/session" && break
+  sleep 0.2
+done
+namespace=$(.venv/bin/python -c "from kabin.gateway.identity import namespace_of; print(namespace_of('$user', 'kabin-{user}'))")
+kubectl apply --server-side $(printf -- '-f %s ' examples/envcfg-*.yaml)
+kubectl apply --server-side --as "$user" --as-group kabin:users -n "$namespace" \
+  $(printf -- '-f %s ' examples/drive-*.yaml examples/session-*.yaml)
 
 cat <<MSG
 
-kabin is running: the operator is in the foreground (Ctrl-C stops it). In another shell:
+kabin is running: the operator and the gateway are in the foreground (Ctrl-C stops them).
+  Skaha's API: http://127.0.0.1:$port/skaha   (v0 and v1)
+  Sign in as $user with the token: $token
+    python: skaha.session.Session(server="http://127.0.0.1:$port/skaha", token="$token")
+    shell:  CANFAR_URL=http://127.0.0.1:$port/skaha/v1 CANFAR_TOKEN=$token canfar ps
+  Your sessions are in namespace $namespace. In another shell:
   export KUBECONFIG=$KUBECONFIG
-  kubectl get kabin -A --watch
-  kubectl describe session my-notebook
+  kubectl get kabin -n $namespace --watch
+  kubectl describe session my-notebook -n $namespace
 MSG
-wait $operator
+wait $operator $gateway

@@ -45,16 +45,21 @@ async def test_manifests_pass_a_server_side_dry_run(crds: list[str]) -> None:
     assert result.out.count("(server dry run)") == len(checked)
 
 
-async def test_operator_pod_meets_the_restricted_pod_security_standard(crds: list[str]) -> None:
+@pytest.mark.parametrize("name", ["kabin-operator", "kabin-gateway"])
+async def test_pods_meet_the_restricted_pod_security_standard(crds: list[str], name: str) -> None:
     rendered = await run("kubectl", "kustomize", str(ROOT / "manifests"))
-    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
+    deployment = next(
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == name
+    )
     # The namespace enforces `restricted`; a server dry run of the pod checks it for real.
     spec = dict(deployment["spec"]["template"]["spec"])
     spec.pop("serviceAccountName")  # its ServiceAccount exists only once really installed
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "kabin-operator-check", "namespace": "kabin-system"},
+        "metadata": {"name": f"{name}-check", "namespace": "kabin-system"},
         "spec": spec,
     }
     result = await command(
@@ -68,6 +73,55 @@ async def test_operator_pod_meets_the_restricted_pod_security_standard(crds: lis
     )
     assert result.code == 0, result.err
     assert "Warning" not in result.err, result.err
+
+
+async def test_the_gateways_role_is_enough_and_no_more(crds: list[str], namespace: str) -> None:
+    """The gateway's ServiceAccount may review tokens, impersonate, and bind `edit` to a
+    user in a namespace it provisions, but may not bind `admin` nor read Secrets."""
+    rendered = await run("kubectl", "kustomize", str(ROOT / "manifests"))
+    rbac = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d
+        and d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+        and d["metadata"]["name"].startswith("kabin-gateway")
+    ]
+    await run("kubectl", "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+    gateway = (
+        "--as=system:serviceaccount:kabin-system:kabin-gateway",
+        "--as-group=system:serviceaccounts",
+    )
+
+    def binding(role: str) -> str:
+        return yaml.safe_dump(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": f"user-{role}", "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "someone"}
+                ],
+            }
+        )
+
+    async def can(*args: str) -> str:
+        return (await command("kubectl", "auth", "can-i", *args, *gateway)).out.strip()
+
+    assert await can("create", "tokenreviews.authentication.k8s.io") == "yes"
+    assert await can("impersonate", "users") == "yes"
+    assert await can("impersonate", "groups") == "yes"
+    assert await can("create", "namespaces") == "yes"
+    assert await can("get", "secrets", "-A") == "no"
+    assert await can("create", "sessions.kabin.dev", "-n", namespace) == "no"
+    made = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding("edit"))
+    assert made.code == 0, made.err
+    refused = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding("admin"))
+    assert refused.code != 0 and "forbidden" in refused.err, refused.err
 
 
 async def test_the_operators_role_may_grant_what_the_agents_need(
