@@ -10,6 +10,28 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+SKAHA_KEYS = frozenset(
+    {
+        "id",
+        "userid",
+        "image",
+        "type",
+        "status",
+        "name",
+        "startTime",
+        "expiryTime",
+        "connectURL",
+        "requestedRAM",
+        "requestedCPUCores",
+        "requestedGPUCores",
+        "ramInUse",
+        "gpuRAMInUse",
+        "cpuCoresInUse",
+        "gpuUtilization",
+    }
+)
+"""The 16 keys of a Skaha session record, which the clients and scripts rely on."""
+
 
 async def eventually(
     probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.2

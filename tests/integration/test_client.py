@@ -17,30 +17,12 @@ from kubernetes_asyncio import client
 
 from kabin import AsyncSession, Session
 from kabin.client import AlreadyExists, Invalid, NotFound
-from tests.support import eventually, exit_pod, present
+from tests.support import SKAHA_KEYS, eventually, exit_pod, present
 
 pytestmark = pytest.mark.integration
 
 GROUP, VERSION = "kabin.dev", "v1alpha1"
 IMAGE = "images.canfar.net/skaha/terminal:1.1.1"
-SKAHA_KEYS = {
-    "id",
-    "userid",
-    "image",
-    "type",
-    "status",
-    "name",
-    "startTime",
-    "expiryTime",
-    "connectURL",
-    "requestedRAM",
-    "requestedCPUCores",
-    "requestedGPUCores",
-    "ramInUse",
-    "gpuRAMInUse",
-    "cpuCoresInUse",
-    "gpuUtilization",
-}
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 
 Client = Session | AsyncSession

@@ -22,29 +22,12 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, Person
+from tests.support import SKAHA_KEYS as KEYS
 from tests.support import eventually, exit_pod, run
 
 pytestmark = pytest.mark.integration
 
 IMAGE = "images.canfar.net/skaha/terminal:1.1.1"
-KEYS = {
-    "id",
-    "userid",
-    "image",
-    "type",
-    "status",
-    "name",
-    "startTime",
-    "expiryTime",
-    "connectURL",
-    "requestedRAM",
-    "requestedCPUCores",
-    "requestedGPUCores",
-    "ramInUse",
-    "gpuRAMInUse",
-    "cpuCoresInUse",
-    "gpuUtilization",
-}
 ID = re.compile(r"^[a-z][a-z0-9]{7}$")
 
 

@@ -125,12 +125,26 @@ async def create_session(request: web.Request) -> web.Response:
     raise AlreadyExists("could not find a free session id; try again")
 
 
+class _One:
+    """A request about one of the user's sessions: its parameters, the user's client,
+    the session (404 unless it is theirs) and the API version."""
+
+    def __init__(self, request: web.Request) -> None:
+        kube, identity, self.version = _context(request)
+        self.identity = identity
+        self.id = request.match_info["id"]
+        self.sessions = kube.sessions(identity)
+        self.request = request
+
+    async def read(self) -> tuple[protocol.Params, dict[str, Any]]:
+        given = await params(self.request)
+        return given, await _mine(self.sessions, self.identity, self.id)
+
+
 async def get_session(request: web.Request) -> web.Response:
-    kube, identity, version = _context(request)
-    given = await params(request)
-    session_id = request.match_info["id"]
-    sessions = kube.sessions(identity)
-    obj = await _mine(sessions, identity, session_id)
+    one = _One(request)
+    given, obj = await one.read()
+    sessions, session_id, version = one.sessions, one.id, one.version
     view = (given.one("view") or "").lower()
     if view == "logs":
         return text((await sessions.logs(session_id))[session_id])
@@ -148,11 +162,9 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 async def change_session(request: web.Request) -> web.Response:
-    kube, identity, _ = _context(request)
-    given = await params(request)
-    session_id = request.match_info["id"]
-    sessions = kube.sessions(identity)
-    obj = await _mine(sessions, identity, session_id)
+    one = _One(request)
+    given, obj = await one.read()
+    sessions, session_id = one.sessions, one.id
     action = given.one("action")
     if action is None:
         raise Invalid("action: required; a session cannot be modified, only renewed (action=renew)")
@@ -165,10 +177,9 @@ async def change_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    kube, identity, _ = _context(request)
-    session_id = request.match_info["id"]
-    sessions = kube.sessions(identity)
-    await _mine(sessions, identity, session_id)
+    one = _One(request)
+    await one.read()
+    sessions, session_id = one.sessions, one.id
     if not (await sessions.destroy(session_id))[session_id]:
         raise NotFound(f"session {session_id!r} not found")
     return text("")
