@@ -6,8 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+DASHBOARD := operator/kabin/gateway/dashboard
+ASSETS := $(DASHBOARD)/static/vendor/.installed
 
-.PHONY: help venv controlplane cluster-up cluster-down crds lint unit test up operator clean
+.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint unit test up operator clean
 
 help:
 	@echo "make up            local control plane + CRDs + examples + operator (foreground)"
@@ -24,6 +26,21 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The dashboard's front-end libraries (htmx and its SSE extension), from npm at build
+# time, pinned by package-lock.json, served by the gateway: never from a CDN.
+$(ASSETS): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --silent
+	mkdir -p $(DASHBOARD)/static/vendor
+	cp $(DASHBOARD)/node_modules/htmx.org/dist/htmx.min.js \
+	   $(DASHBOARD)/node_modules/htmx-ext-sse/dist/sse.min.js $(DASHBOARD)/static/vendor/
+	touch $@
+
+assets: $(ASSETS)
+
+# Debian packages the tests use: openssh (activity tests) and Chromium (dashboard).
+deps:
+	hack/deps.sh
 
 controlplane:
 	hack/controlplane/build.sh
@@ -46,10 +63,10 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-test: lint
+test: lint deps assets
 	$(BIN)/pytest
 
-up: venv
+up: venv assets
 	hack/up.sh
 
 clean: cluster-down

@@ -206,3 +206,20 @@ class GatewaySettings(BaseSettings):
     request_timeout: float = Field(
         default=30, gt=0, description="Seconds each API server request may take."
     )
+    trust_proxy_headers: bool = Field(
+        default=False,
+        description="Behind an authenticating proxy (oauth2-proxy and the like): take the "
+        "dashboard's user and groups from the proxy's headers instead of a token. Only "
+        "when nothing but the proxy can reach the gateway.",
+    )
+    proxy_user_header: str = Field(
+        default="X-Forwarded-User", description="Header naming the signed-in user."
+    )
+    proxy_groups_header: str = Field(
+        default="X-Forwarded-Groups", description="Header listing their groups, comma-separated."
+    )
+    csrf_secret: str | None = Field(
+        default=None,
+        description="Secret the dashboard's CSRF tokens are derived with; give every gateway "
+        "replica the same one. Unset: a random one per process.",
+    )

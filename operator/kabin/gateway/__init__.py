@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from kabin.client import errors
+from kabin.gateway import dashboard, routes
 from kabin.gateway import identity as ident
-from kabin.gateway import routes
 from kabin.gateway.kube import Kube
 from kabin.k8s.client import connect
 from kabin.settings import GatewaySettings
@@ -77,7 +77,7 @@ async def skaha_errors(
         )
     except web.HTTPException as e:
         if e.status >= 400:
-            return web.Response(text=f"{e.reason}\n", status=e.status, content_type="text/plain")
+            return web.Response(text=f"{e.text}\n", status=e.status, content_type="text/plain")
         raise
 
 
@@ -87,6 +87,7 @@ def application(kube: Kube, authenticate: Authenticate) -> web.Application:
     app[routes.KUBE] = kube
     app[AUTHENTICATE] = authenticate
     routes.add(app)
+    dashboard.install(app, kube, authenticate, kube.settings)
     return app
 
 
@@ -113,5 +114,6 @@ async def serve(settings: GatewaySettings) -> web.AppRunner:
     await site.start()
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
-    log.info("kabin gateway serving http://%s:%s/skaha (Skaha's API, v0 and v1)", shown, port)
+    url = f"http://{shown}:{port}"
+    log.info("kabin gateway serving %s/skaha (Skaha's API, v0 and v1) and %s/ (dashboard)", url, url)
     return runner

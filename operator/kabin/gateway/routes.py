@@ -50,7 +50,7 @@ def _context(request: web.Request) -> tuple[Kube, Identity, protocol.Version]:
     return request.app[KUBE], cast(Identity, request[IDENTITY]), version
 
 
-async def _mine(sessions: AsyncSession, identity: Identity, session_id: str) -> dict[str, Any]:
+async def mine(sessions: AsyncSession, identity: Identity, session_id: str) -> dict[str, Any]:
     """The user's session of that id, or 404: unknown ids, other namespaces and other
     people's sessions all look the same."""
     if not _ID.match(session_id) or len(session_id) > 63:
@@ -62,6 +62,14 @@ async def _mine(sessions: AsyncSession, identity: Identity, session_id: str) -> 
     if obj["spec"].get("user") != identity.user:
         raise NotFound(f"session {session_id!r} not found")
     return obj
+
+
+async def events_of(sessions: AsyncSession, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Events about a session and its pods."""
+    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+    pods = {p["metadata"]["name"] for p in await sessions._pods(name)}
+    events = await sessions._call(lambda api: objects.list_events(api, namespace))
+    return [e for e in events if (e.get("involvedObject") or {}).get("name") in pods | {name}]
 
 
 async def _environments(sessions: AsyncSession) -> list[dict[str, Any]]:
@@ -138,7 +146,7 @@ class _One:
 
     async def read(self) -> tuple[protocol.Params, dict[str, Any]]:
         given = await params(self.request)
-        return given, await _mine(self.sessions, self.identity, self.id)
+        return given, await mine(self.sessions, self.identity, self.id)
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -149,13 +157,7 @@ async def get_session(request: web.Request) -> web.Response:
     if view == "logs":
         return text((await sessions.logs(session_id))[session_id])
     if view == "events":
-        pods = {p["metadata"]["name"] for p in await sessions._pods(session_id)}
-        namespace = obj["metadata"]["namespace"]
-        events = await sessions._call(lambda api: objects.list_events(api, namespace))
-        about = [
-            e for e in events if (e.get("involvedObject") or {}).get("name") in pods | {session_id}
-        ]
-        return text(protocol.events_table(about))
+        return text(protocol.events_table(await events_of(sessions, obj)))
     # Any other view, skaha's undefined `view=event` included, is the record.
     images = await sessions._images([obj])
     return web.json_response(protocol.record(obj, images=images, version=version))

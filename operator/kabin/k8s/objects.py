@@ -440,3 +440,45 @@ async def server_version(api: client.ApiClient) -> dict[str, Any]:
         await client.VersionApi(api).get_code(_preload_content=False)
     )
     return version
+
+
+async def list_custom_versioned(
+    api: client.ApiClient, plural: str, namespace: str
+) -> tuple[list[dict[str, Any]], str]:
+    """Every object of a kind in a namespace, and the list's resourceVersion to watch
+    from."""
+    custom = client.CustomObjectsApi(api)
+    response = await custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, _preload_content=False
+    )
+    body = await _json(response)
+    return body.get("items", []), str(body["metadata"]["resourceVersion"])
+
+
+async def watch_namespace(
+    api: client.ApiClient, plural: str, namespace: str, *, since: str, seconds: int
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(ADDED|MODIFIED|DELETED, object) for each change of a kind in a namespace after
+    `since`, for at most `seconds`. A 410 Gone (too old a version) raises ApiException."""
+    from kubernetes_asyncio import watch
+
+    custom = client.CustomObjectsApi(api)
+    stream = watch.Watch().stream(
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        resource_version=since,
+        allow_watch_bookmarks=False,
+        timeout_seconds=seconds,
+    )
+    async with stream:
+        async for event in stream:
+            kind = event["type"]
+            if kind == "ERROR":
+                error: Any = ApiException(status=event["raw_object"].get("code", 500))
+                error.body = json.dumps(event["raw_object"])
+                raise error
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                yield kind, event["object"]

@@ -1,0 +1,79 @@
+"""The dashboard: start, watch and reach sessions in a browser, served by the gateway
+at `/` with the same identity and impersonation as the REST API.
+
+Server-rendered HTML (Jinja2) with htmx and its SSE extension, both installed from npm
+at build time (`make assets`) and served from `static/vendor/`, never from a CDN.
+docs/dashboard.md has the decisions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+
+from kabin.gateway.dashboard import live, pages
+from kabin.gateway.dashboard.signin import (
+    COOKIE,
+    Visitor,
+    check_csrf,
+    csrf_token,
+    proxy_identity,
+)
+from kabin.gateway.identity import Identity, Unauthenticated
+from kabin.gateway.kube import Kube
+from kabin.settings import GatewaySettings
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+_OPEN = ("/signin", "/static/", "/skaha/")
+
+Authenticate = Callable[[str], Awaitable[Identity]]
+
+
+def install(
+    app: web.Application, kube: Kube, authenticate: Authenticate, settings: GatewaySettings
+) -> None:
+    """Serve the dashboard on `app`."""
+    secret = settings.csrf_secret.encode() if settings.csrf_secret else secrets.token_bytes(32)
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+    )
+    app[pages.DASHBOARD] = pages.Dashboard(
+        templates=templates, kube=kube, authenticate=authenticate, secret=secret
+    )
+
+    @web.middleware
+    async def visitors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Sign the visitor in (proxy headers or the cookie's token) and check CSRF on
+        every change; a page asked for without signing in goes to the sign-in page."""
+        if request.path.startswith(_OPEN) and request.path != "/signout":
+            return await handler(request)
+        try:
+            identity = proxy_identity(request, settings)
+            credential = identity.user if identity else request.cookies.get(COOKIE, "")
+            if identity is None:
+                if not credential:
+                    raise Unauthenticated("not signed in")
+                identity = await authenticate(credential)
+        except Unauthenticated:
+            if request.method == "GET" and request.path != "/events":
+                raise web.HTTPSeeOther("/signin") from None
+            raise web.HTTPUnauthorized(text="sign in first") from None
+        await kube.provision(identity)
+        visitor = Visitor(identity=identity, csrf=csrf_token(secret, credential))
+        request[pages.VISITOR] = visitor
+        if request.method not in ("GET", "HEAD"):
+            await check_csrf(request, visitor)
+        return await handler(request)
+
+    app.middlewares.append(visitors)
+    pages.add(app)
+    app.router.add_get("/events", live.stream)
+    app.router.add_static("/static/", STATIC, append_version=False)

@@ -1,0 +1,62 @@
+"""Who is using the dashboard: a token in an HttpOnly cookie, or an authenticating
+proxy's headers; and the CSRF token every form and htmx request carries.
+
+The cookie holds the bearer token the user signed in with (the same token the REST API
+takes), `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's page sends
+it) and `Secure` over https. Each change is also checked against a CSRF token derived
+from the credential with the gateway's secret (HMAC), which only pages the gateway
+served carry. Behind a proxy that signs people in (`trust_proxy_headers`), the user
+and groups come from its headers instead, and the CSRF token is derived from the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from kabin.gateway.identity import Identity, Unauthenticated
+from kabin.settings import GatewaySettings
+
+COOKIE = "kabin_token"
+CSRF_FIELD = "_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """A signed-in dashboard user and their CSRF token."""
+
+    identity: Identity
+    csrf: str
+
+
+def csrf_token(secret: bytes, credential: str) -> str:
+    return hmac.new(secret, credential.encode(), hashlib.sha256).hexdigest()
+
+
+def proxy_identity(request: web.Request, settings: GatewaySettings) -> Identity | None:
+    """The proxy's user and groups, when the gateway trusts its headers."""
+    if not settings.trust_proxy_headers:
+        return None
+    user = request.headers.get(settings.proxy_user_header, "").strip()
+    if not user:
+        raise Unauthenticated(f"the proxy sent no {settings.proxy_user_header} header")
+    groups = request.headers.get(settings.proxy_groups_header, "")
+    return Identity(user=user, groups=tuple(g.strip() for g in groups.split(",") if g.strip()))
+
+
+def set_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
+    secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/")
+
+
+async def check_csrf(request: web.Request, visitor: Visitor) -> None:
+    """Refuse a change that does not carry the visitor's CSRF token (403)."""
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.content_type == "application/x-www-form-urlencoded":
+        given = (await request.post()).get(CSRF_FIELD)  # type: ignore[assignment]
+    if not isinstance(given, str) or not hmac.compare_digest(given, visitor.csrf):
+        raise web.HTTPForbidden(text="the form is stale or came from elsewhere (CSRF); reload it")

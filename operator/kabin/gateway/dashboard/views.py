@@ -1,0 +1,289 @@
+"""What the dashboard shows, decided from kabin's objects with no I/O.
+
+A session row (status with its reason, resources, drive, time left, last activity,
+one access button per interface that answers), the start form's choices and the
+fields an admission refusal points at, drive rows. The pages in
+`kabin.gateway.dashboard.pages` render these; tests check them by tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from kabin.api.environment import SESSION_TYPES
+from kabin.api.meta import parse_quantity
+from kabin.api.session import NAME_ANNOTATION
+
+LABELS = {
+    "jupyterlab": "JupyterLab",
+    "vscode": "VS Code",
+    "desktop": "Desktop",
+    "ssh": "SSH",
+    "http": "Web app",
+}
+"""Access buttons are named after the interface, as Shakudo's are."""
+ACTIVE = ("Pending", "Running")
+PAGE_SIZE = 50
+TIMEOUT_CHOICES = [
+    (3600, "1 hour"),
+    (7200, "2 hours"),
+    (14400, "4 hours"),
+    (28800, "8 hours"),
+    (86400, "1 day"),
+    (604800, "1 week"),
+    (-1, "never"),
+]
+BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
+
+
+@dataclass(frozen=True)
+class Access:
+    """One way into a session: a link (http interfaces) or a command to copy (ssh)."""
+
+    label: str
+    url: str
+    copy: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """A session as the sessions page shows it."""
+
+    id: str
+    name: str
+    type: str
+    phase: str
+    ready: bool
+    reason: str
+    resources: str
+    drive: str
+    expiry: str | None
+    timeout_mode: str
+    last_activity: str | None
+    activity_source: str | None
+    access: list[Access] = field(default_factory=list)
+    active: bool = False
+
+
+def _conditions(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(c.get("type")): c for c in status.get("conditions") or []}
+
+
+def reason_of(obj: Mapping[str, Any]) -> str:
+    """Why a session is where it is, in one line: the drive it waits for (and who holds
+    it), the scheduler's message, an interface not answering yet, or how it ended."""
+    status = obj.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    if obj["metadata"].get("deletionTimestamp"):
+        return "being deleted"
+    if phase not in ACTIVE:
+        return str(status.get("message") or status.get("reason") or phase)
+    conditions = _conditions(status)
+    for kind in ("DriveReady", "Scheduled", "Ready"):
+        condition = conditions.get(kind)
+        if condition is not None and condition.get("status") == "False":
+            return str(condition.get("message") or condition.get("reason") or "")
+    if "Ready" not in conditions:
+        return "waiting for the operator"
+    return ""
+
+
+def _amount(value: Any, unit: str) -> str:
+    if value is None:
+        return ""
+    number = parse_quantity(value)
+    if unit == "GiB":
+        number = number / 2**30
+    shown = (
+        number.quantize(Decimal(1)) if number == number.to_integral_value() else round(number, 2)
+    )
+    return f"{shown} {unit}"
+
+
+def resources_of(obj: Mapping[str, Any]) -> str:
+    """CPU, memory and GPUs the session's pods request: "2 CPU · 4 GiB · 1 GPU"."""
+    status = obj.get("status") or {}
+    asked = status.get("requested") or obj["spec"].get("resources") or {}
+    parts = [_amount(asked.get("cpu"), "CPU"), _amount(asked.get("memory"), "GiB")]
+    if asked.get("gpu"):
+        parts.append(f"{asked['gpu']} GPU")
+    return " · ".join(p for p in parts if p) or "environment defaults"
+
+
+def access_of(obj: Mapping[str, Any]) -> list[Access]:
+    """One access per interface whose endpoint answers, and none before it does."""
+    found = []
+    for endpoint in (obj.get("status") or {}).get("endpoints") or []:
+        if not endpoint.get("ready"):
+            continue
+        name = str(endpoint.get("name"))
+        label = LABELS.get(name, name.capitalize())
+        found.append(Access(label=label, url=str(endpoint.get("url")), copy=name == "ssh"))
+    return found
+
+
+def row(obj: Mapping[str, Any]) -> Row:
+    """A session's row on the sessions page."""
+    meta, spec = obj["metadata"], obj["spec"]
+    status = obj.get("status") or {}
+    phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase") or "Pending"
+    ready = _conditions(status).get("Ready", {}).get("status") == "True"
+    return Row(
+        id=str(meta["name"]),
+        name=str((meta.get("annotations") or {}).get(NAME_ANNOTATION) or meta["name"]),
+        type=str(spec["type"]),
+        phase=str(phase),
+        ready=ready,
+        reason=reason_of(obj),
+        resources=resources_of(obj),
+        drive=str(status.get("drive") or spec.get("drive") or "none"),
+        expiry=status.get("expiryTime"),
+        timeout_mode=str(status.get("timeoutMode") or ""),
+        last_activity=status.get("lastActivityTime"),
+        activity_source=status.get("lastActivitySource"),
+        access=access_of(obj) if phase in ACTIVE else [],
+        active=phase in ACTIVE,
+    )
+
+
+def page(
+    objs: Sequence[Mapping[str, Any]], number: int, size: int = PAGE_SIZE
+) -> tuple[list[Row], int]:
+    """One page of the user's sessions, newest first, and how many pages there are."""
+    ordered = sorted(
+        objs,
+        key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]),
+        reverse=True,
+    )
+    pages = max(1, -(-len(ordered) // size))
+    number = min(max(number, 1), pages)
+    return [row(o) for o in ordered[(number - 1) * size : number * size]], pages
+
+
+# -- the start form ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A session type to start, in an environment: the form's radio buttons."""
+
+    value: str
+    label: str
+    environment: str
+    type: str
+    default: dict[str, Any]
+    most: dict[str, Any]
+    timeout_default: int | None
+    timeout_max: int | None
+    timeout_mode: str
+
+
+def choices(environments: Sequence[Mapping[str, Any]]) -> list[Choice]:
+    """One choice per environment and type it serves, labelled with its displayName
+    (and the type, where an environment serves several)."""
+    found = []
+    for env in sorted(environments, key=lambda e: str(e["metadata"]["name"])):
+        spec = env["spec"]
+        name = str(env["metadata"]["name"])
+        types = list(spec.get("sessionTypes") or SESSION_TYPES)
+        resources = spec.get("resources") or {}
+        timeouts = spec.get("timeouts") or {}
+        for kind in types:
+            mode = timeouts.get("mode") or ("idle" if kind in BROWSER_TYPES else "absolute")
+            label = str(spec.get("displayName") or name)
+            found.append(
+                Choice(
+                    value=f"{name}/{kind}",
+                    label=label if len(types) == 1 else f"{label}: {kind}",
+                    environment=name,
+                    type=kind,
+                    default=dict(resources.get("default") or {}),
+                    most=dict(resources.get("max") or {}),
+                    timeout_default=timeouts.get("default"),
+                    timeout_max=timeouts.get("max"),
+                    timeout_mode=str(mode),
+                )
+            )
+    return found
+
+
+def gib(value: Any) -> str:
+    """A memory quantity in GiB, for the form's memory field."""
+    if value is None:
+        return ""
+    number = parse_quantity(value) / 2**30
+    return str(int(number)) if number == number.to_integral_value() else str(round(number, 2))
+
+
+def timeout_line(choice: Choice) -> str:
+    """The one line the form says about this type's timeout."""
+    if choice.timeout_mode == "idle":
+        return "Idle timeout: the session ends after this long with nobody using it."
+    return "Absolute timeout: the session ends this long after it starts (renew to extend)."
+
+
+FIELDS = ("name", "choice", "cpu", "memory", "gpu", "drive", "timeout", "image")
+_FIELD_OF = [
+    (re.compile(r"spec\.resources\.cpu|\bcpu\b|\bcores\b"), "cpu"),
+    (re.compile(r"spec\.resources\.memory|\bmemory\b|\bram\b"), "memory"),
+    (re.compile(r"spec\.resources\.gpu|\bgpus?\b"), "gpu"),
+    (re.compile(r"spec\.timeout|\btimeout\b"), "timeout"),
+    (re.compile(r"spec\.drive|[Dd]rive\b"), "drive"),
+    (re.compile(r"spec\.image|\bimage\b"), "image"),
+    (re.compile(r"spec\.(environment|type)|EnvironmentConfig|\btype\b"), "choice"),
+    (re.compile(r"metadata\.name|\bname\b|already exists"), "name"),
+]
+
+
+def field_of(message: str) -> str:
+    """The form field an admission or API refusal names (else the form as a whole)."""
+    for pattern, name in _FIELD_OF:
+        if pattern.search(message):
+            return name
+    return "form"
+
+
+# -- drives ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriveRow:
+    """A drive as the drives page and the form's drive menu show it."""
+
+    name: str
+    size: str
+    access: str
+    owner: str
+    holder: str | None
+    waiting: list[str]
+    phase: str
+
+    @property
+    def in_use(self) -> bool:
+        return self.holder is not None
+
+
+def drive_row(obj: Mapping[str, Any]) -> DriveRow:
+    spec, status = obj["spec"], obj.get("status") or {}
+    holder = (status.get("holder") or {}).get("session")
+    return DriveRow(
+        name=str(obj["metadata"]["name"]),
+        size=str(spec.get("size") or ""),
+        access=str(spec.get("access") or "shared"),
+        owner=str(spec.get("owner") or ""),
+        holder=str(holder) if holder else None,
+        waiting=[str(w.get("session")) for w in status.get("waiting") or []],
+        phase=str(status.get("phase") or "Pending"),
+    )
+
+
+def usable_drives(drives: Sequence[Mapping[str, Any]], user: str) -> list[DriveRow]:
+    """Drives the user may pick: their own and the shared ones, by name."""
+    rows = [drive_row(d) for d in drives]
+    return sorted(
+        (d for d in rows if d.access == "shared" or d.owner == user), key=lambda d: d.name
+    )

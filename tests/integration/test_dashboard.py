@@ -1,0 +1,246 @@
+"""The dashboard in a real Chromium (Debian's, driven by Playwright), against the
+gateway and the operator on the local control plane, doing what a Shakudo user does:
+sign in, start a session with the form, wait for its buttons, renew, delete, add a
+drive, queue for a held drive; and never see another person's sessions.
+
+Screenshots go to $KABIN_SCREENSHOTS (docs/images for the README) when it is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import Gateway, Person
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT = 30_000  # ms: what a person would wait for a live change
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+async def signed_in(browser: Browser, gateway: Gateway, person: Person) -> Page:
+    page = await browser.new_page(viewport={"width": 1200, "height": 900})
+    await page.goto(gateway.url + "/")
+    await expect(page.get_by_role("heading", name="Sign in to kabin")).to_be_visible()
+    await page.get_by_label("Token").fill(person.token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
+    return page
+
+
+async def screenshot(page: Page, name: str) -> None:
+    folder = os.environ.get("KABIN_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def kubectl_json(*args: str) -> Any:
+    done = subprocess.run(["kubectl", *args, "-o", "json"], capture_output=True, text=True)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+async def start(page: Page, gateway: Gateway, *, choice: str, name: str, **fields: str) -> None:
+    await page.goto(gateway.url + "/start")
+    await page.get_by_role("radio", name=choice, exact=True).check()
+    await expect(page.locator("#fields")).to_be_visible()
+    await page.get_by_label("Name", exact=True).fill(name)
+    if "drive" in fields:
+        await page.get_by_label("Drive", exact=True).select_option(fields.pop("drive"))
+    for label, value in fields.items():
+        await page.get_by_label(label).fill(value)
+    await page.get_by_role("button", name="Start session").click()
+
+
+def session_card(page: Page, name: str) -> Any:
+    return page.get_by_role("listitem").filter(
+        has=page.get_by_role("heading", name=name, exact=True)
+    )
+
+
+async def test_sign_in_start_watch_renew_and_delete(
+    browser: Browser, gateway: Gateway, api: Any
+) -> None:
+    from kubernetes_asyncio import client
+
+    me = gateway.person()
+    page = await browser.new_page()
+    await page.goto(gateway.url + "/signin")
+    await page.get_by_label("Token").fill("not-a-token")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("not valid")
+    page = await signed_in(browser, gateway, me)
+    await expect(page.get_by_role("link", name="Start a session")).to_be_visible()
+
+    await page.get_by_role("link", name="Start a session").click()
+    await page.get_by_role("radio", name="JupyterLab (SciPy)").check()
+    await expect(page.get_by_test_id("timeout-mode")).to_contain_text("Idle timeout")
+    await page.get_by_label("Name").fill("lab")
+    await screenshot(page, "start-form")
+    await page.get_by_role("button", name="Start session").click()
+    card = session_card(page, "lab")
+    await expect(card).to_be_visible()
+
+    obj = kubectl_json("get", "session", "lab", "-n", me.namespace)
+    assert obj["spec"]["user"] == me.user
+    assert (obj["spec"]["type"], obj["spec"]["environment"]) == ("notebook", "notebook")
+
+    # Running, but JupyterLab does not answer yet: no button, and the reason says so.
+    await expect(card.get_by_test_id("status")).to_contain_text("Running", timeout=WAIT)
+    await expect(card.get_by_test_id("reason")).to_contain_text("waiting for jupyterlab")
+    assert await card.get_by_role("link", name="JupyterLab").count() == 0
+    await page.evaluate("window.kabinNoReload = true")
+
+    # The agent opens the readiness gate: the button appears, live, with the connectURL.
+    await client.CoreV1Api(api).patch_namespaced_pod_status(
+        "lab-1",
+        me.namespace,
+        {"status": {"conditions": [{"type": "kabin.dev/jupyterlab-ready", "status": "True"}]}},
+    )
+    button = card.get_by_role("link", name="JupyterLab")
+    await expect(button).to_be_visible(timeout=WAIT)
+    url = kubectl_json("get", "session", "lab", "-n", me.namespace)["status"]["connectURL"]
+    assert await button.get_attribute("href") == url
+    assert await page.evaluate("window.kabinNoReload") is True  # no reload happened
+    await expect(card.get_by_test_id("status")).to_contain_text("Ready")
+    await screenshot(page, "sessions")
+
+    await card.get_by_role("button", name="Renew").click()
+    await expect(card.get_by_role("status")).to_contain_text("Renewed")
+    renewed = kubectl_json("get", "session", "lab", "-n", me.namespace)
+    assert renewed["metadata"]["annotations"]["kabin.dev/renew"]
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await card.get_by_role("button", name="Delete").click()
+    await expect(session_card(page, "lab")).to_have_count(0, timeout=WAIT)
+
+    async def deleted() -> None:
+        assert kubectl_json("get", "session", "lab", "-n", me.namespace) is None
+
+    await eventually(deleted, timeout=30)
+
+
+async def test_drives_and_waiting_for_a_held_drive(
+    browser: Browser, gateway: Gateway, api: Any
+) -> None:
+    from kubernetes_asyncio import client
+
+    me = gateway.person()
+    page = await signed_in(browser, gateway, me)
+    await page.get_by_role("link", name="Drives").click()
+    await page.get_by_label("Name", exact=True).fill("data")
+    await page.get_by_label("Size", exact=True).fill("5Gi")
+    await page.get_by_label("Shared: anyone in this namespace").check()
+    await page.get_by_role("button", name="Add drive").click()
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="data"))
+    await expect(row).to_contain_text("5Gi")
+    await expect(row).to_contain_text("shared")
+
+    await start(page, gateway, choice="Shell (SSH): ssh", name="first", drive="data")
+    await expect(session_card(page, "first").get_by_test_id("drive")).to_have_text("data")
+    await start(page, gateway, choice="JupyterLab (SciPy)", name="second", drive="data")
+    second = session_card(page, "second")
+    await expect(second.get_by_test_id("reason")).to_contain_text(
+        'Drive "data" is held by session "first"', timeout=WAIT
+    )
+    await expect(second.get_by_test_id("status")).to_contain_text("Pending")
+    await screenshot(page, "sessions-waiting")
+
+    await page.goto(gateway.url + "/drives")
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="data"))
+    await expect(row).to_contain_text("first")
+    await expect(row).to_contain_text("second")
+    await screenshot(page, "drives")
+
+    # SSH shows its command, with a copy button, once sshd answers.
+    await client.CoreV1Api(api).patch_namespaced_pod_status(
+        "first-1",
+        me.namespace,
+        {"status": {"conditions": [{"type": "kabin.dev/ssh-ready", "status": "True"}]}},
+    )
+    await page.goto(gateway.url + "/")
+    first = session_card(page, "first")
+    await expect(first.locator("code")).to_contain_text("ssh -p ", timeout=WAIT)
+    await expect(first.get_by_role("button", name="Copy the SSH command")).to_be_visible()
+
+    # The drive in use shows so in the start form's menu.
+    await page.goto(gateway.url + "/start")
+    await expect(page.get_by_label("Drive", exact=True)).to_contain_text("in use by first")
+
+
+async def test_admission_refusal_is_shown_on_its_field(browser: Browser, gateway: Gateway) -> None:
+    me = gateway.person()
+    page = await signed_in(browser, gateway, me)
+    await start(page, gateway, choice="JupyterLab (SciPy)", name="toolong", Timeout="999999")
+    error = page.locator("#timeout-error")
+    await expect(error).to_contain_text("exceeds the maximum of 86400")
+    await expect(page.get_by_label("Timeout (seconds)")).to_have_attribute("aria-invalid", "true")
+    assert kubectl_json("get", "session", "toolong", "-n", me.namespace) is None
+    # A name that is taken is refused on the name field.
+    await start(page, gateway, choice="JupyterLab (SciPy)", name="twice")
+    await start(page, gateway, choice="JupyterLab (SciPy)", name="twice")
+    await expect(page.locator("#name-error")).to_contain_text("already exists")
+
+
+async def test_other_peoples_sessions_never_appear(browser: Browser, gateway: Gateway) -> None:
+    alice, bob = gateway.person(), gateway.person()
+    page = await signed_in(browser, gateway, alice)
+    await start(page, gateway, choice="Shell (SSH): ssh", name="alices")
+    await expect(session_card(page, "alices")).to_be_visible()
+
+    theirs = await signed_in(browser, gateway, bob)
+    await start(theirs, gateway, choice="Shell (SSH): ssh", name="bobs")
+    await expect(session_card(theirs, "bobs")).to_be_visible()
+    await expect(session_card(theirs, "alices")).to_have_count(0)
+    assert "alices" not in await theirs.content()
+    for path in ("/sessions/alices/logs", "/sessions/alices/events"):
+        answer = await theirs.goto(gateway.url + path)
+        assert answer is not None and answer.status == 404
+    await expect(session_card(page, "bobs")).to_have_count(0)
+
+
+def test_changes_need_the_csrf_token(gateway: Gateway) -> None:
+    me = gateway.person()
+    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
+        signed = http.post("/signin", data={"token": me.token})
+        assert signed.status_code == 303
+        cookie = signed.cookies["kabin_token"]
+        assert "httponly" in signed.headers["set-cookie"].lower()
+        assert "samesite=strict" in signed.headers["set-cookie"].lower()
+        refused = http.post(
+            "/start",
+            data={"name": "x", "choice": "notebook/notebook"},
+            cookies={"kabin_token": cookie},
+        )
+        assert refused.status_code == 403 and "CSRF" in refused.text
+    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
+        answer = http.get("/")  # no cookie: to the sign-in page
+        assert answer.status_code == 303 and answer.headers["location"] == "/signin"
+    assert kubectl_json("get", "session", "x", "-n", me.namespace) is None
