@@ -115,5 +115,7 @@ async def serve(settings: GatewaySettings) -> web.AppRunner:
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
-    log.info("kabin gateway serving %s/skaha (Skaha's API, v0 and v1) and %s/ (dashboard)", url, url)
+    log.info(
+        "kabin gateway serving %s/skaha (Skaha's API, v0 and v1) and %s/ (dashboard)", *[url] * 2
+    )
     return runner
