@@ -1,9 +1,18 @@
 # One image for every kabin process: `kabin operator` (with its admission
-# webhooks) and, in session pods, `kabin agent`.
+# webhooks), `kabin gateway` (Skaha's REST API and the dashboard) and, in session
+# pods, `kabin agent`.
+FROM node:20-slim AS assets
+WORKDIR /assets
+COPY operator/kabin/gateway/dashboard/package.json operator/kabin/gateway/dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
+COPY --from=assets /assets/node_modules/htmx.org/dist/htmx.min.js \
+     /assets/node_modules/htmx-ext-sse/dist/sse.min.js \
+     ./operator/kabin/gateway/dashboard/static/vendor/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

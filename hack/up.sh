@@ -52,6 +52,7 @@ kubectl apply --server-side --as "$user" --as-group kabin:users -n "$namespace" 
 cat <<MSG
 
 kabin is running: the operator and the gateway are in the foreground (Ctrl-C stops them).
+  Dashboard:   http://127.0.0.1:$port/   (the examples are your sessions there)
   Skaha's API: http://127.0.0.1:$port/skaha   (v0 and v1)
   Sign in as $user with the token: $token
     python: skaha.session.Session(server="http://127.0.0.1:$port/skaha", token="$token")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from kabin.api.environment import SESSION_TYPES
@@ -98,10 +97,7 @@ def _amount(value: Any, unit: str) -> str:
     number = parse_quantity(value)
     if unit == "GiB":
         number = number / 2**30
-    shown = (
-        number.quantize(Decimal(1)) if number == number.to_integral_value() else round(number, 2)
-    )
-    return f"{shown} {unit}"
+    return f"{float(round(number, 2)):g} {unit}"
 
 
 def resources_of(obj: Mapping[str, Any]) -> str:
@@ -215,8 +211,7 @@ def gib(value: Any) -> str:
     """A memory quantity in GiB, for the form's memory field."""
     if value is None:
         return ""
-    number = parse_quantity(value) / 2**30
-    return str(int(number)) if number == number.to_integral_value() else str(round(number, 2))
+    return f"{float(round(parse_quantity(value) / 2**30, 2)):g}"
 
 
 def timeout_line(choice: Choice) -> str:
