@@ -130,7 +130,7 @@ async def test_the_operators_role_may_grant_what_the_agents_need(
     """RBAC refuses a Role granting more than its creator holds: the operator's
     ClusterRole must cover the per-session agent Role it makes."""
     from kabin.api.session import SessionSpec
-    from kabin.logic import children
+    from kabin.logic import agent, resolve
 
     rendered = await run("kubectl", "kustomize", str(ROOT / "manifests"))
     rbac = [
@@ -141,13 +141,11 @@ async def test_the_operators_role_may_grant_what_the_agents_need(
         and d["metadata"]["name"] == "kabin-operator"
     ]
     await run("kubectl", "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
-    owner = children.Owner(
-        name="s", namespace=namespace, uid="00000000-0000-0000-0000-000000000000"
-    )
+    owner = resolve.Owner(name="s", namespace=namespace, uid="00000000-0000-0000-0000-000000000000")
     spec = SessionSpec.model_validate({"type": "notebook", "image": "x", "replicas": 2})
     objects = [
         {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}}
-        for obj in children.build_agent_access(owner, spec)
+        for obj in agent.build_agent_access(owner, spec)
     ]
 
     async def as_operator(docs: list[dict[str, Any]]) -> Result:

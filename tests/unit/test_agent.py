@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kabin.agent import probes
+from kabin.api import names
 from kabin.logic import activity
 from kabin.logic.activity import Reporter, Seen, Usage
 
@@ -175,8 +176,8 @@ def test_the_lease_is_read_back_as_recorded_activity() -> None:
         {
             "metadata": {
                 "annotations": {
-                    activity.SOURCE_ANNOTATION: "gpu",
-                    activity.USAGE_ANNOTATION: '{"cpuCores": 1.0}',
+                    names.ACTIVITY_SOURCE_ANNOTATION: "gpu",
+                    names.USAGE_ANNOTATION: '{"cpuCores": 1.0}',
                 }
             },
             "spec": {"renewTime": "2026-01-01T12:00:00.250000Z"},
@@ -186,7 +187,7 @@ def test_the_lease_is_read_back_as_recorded_activity() -> None:
         time=NOW + timedelta(milliseconds=250), source="gpu", usage={"cpuCores": 1.0}
     )
     assert activity.from_lease(None) is None
-    broken = activity.from_lease({"metadata": {"annotations": {activity.USAGE_ANNOTATION: "{"}}})
+    broken = activity.from_lease({"metadata": {"annotations": {names.USAGE_ANNOTATION: "{"}}})
     assert broken == activity.Recorded(time=None, source=None, usage=None)
 
 

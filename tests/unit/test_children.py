@@ -9,9 +9,10 @@ import pytest
 
 from kabin.api.environment import EnvironmentConfigSpec
 from kabin.api.session import SessionSpec
-from kabin.logic import children
+from kabin.logic import agent, network, resolve
+from kabin.logic import pod as pods
 
-OWNER = children.Owner(name="s", namespace="ns", uid="u-1", user="alice")
+OWNER = resolve.Owner(name="s", namespace="ns", uid="u-1", user="alice")
 GPU_ENV = EnvironmentConfigSpec.model_validate(
     {
         "image": "pt:1",
@@ -38,10 +39,10 @@ def pod(
     replicas: int = 1,
 ) -> dict[str, Any]:
     parsed = SessionSpec.model_validate(spec)
-    return children.build_pod(
+    return pods.build_pod(
         owner=OWNER,
         spec=parsed,
-        resolved=children.resolve(parsed, env),
+        resolved=resolve.resolve(parsed, env),
         replica=replica,
         replicas=replicas,
     )
@@ -195,14 +196,14 @@ def test_replica_environment() -> None:
 
 def test_services_and_ingress_route_each_interface() -> None:
     spec = SessionSpec.model_validate({"type": "notebook", "environment": "e"})
-    resolved = children.resolve(spec, GPU_ENV)
-    (service,) = children.build_services(
+    resolved = resolve.resolve(spec, GPU_ENV)
+    (service,) = network.build_services(
         owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="NodePort"
     )
     assert service["spec"]["type"] == "ClusterIP"
     assert [p["name"] for p in service["spec"]["ports"]] == ["jupyterlab", "vscode"]
     assert service["spec"]["selector"] == {"kabin.dev/session": "s", "kabin.dev/replica": "1"}
-    ingress = children.build_ingress(
+    ingress = network.build_ingress(
         owner=OWNER, spec=spec, resolved=resolved, host="h", ingress_class="nginx"
     )
     assert ingress is not None
@@ -215,14 +216,14 @@ def test_services_and_ingress_route_each_interface() -> None:
 
 def test_ssh_gets_its_own_service_of_the_configured_type_and_no_ingress() -> None:
     spec = SessionSpec.model_validate({"type": "ssh", "environment": "e"})
-    resolved = children.resolve(spec, SSH_ENV)
-    (service,) = children.build_services(
+    resolved = resolve.resolve(spec, SSH_ENV)
+    (service,) = network.build_services(
         owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="LoadBalancer"
     )
     assert service["metadata"]["name"] == "s-ssh"
     assert service["spec"]["type"] == "LoadBalancer"
     assert (
-        children.build_ingress(
+        network.build_ingress(
             owner=OWNER, spec=spec, resolved=resolved, host="h", ingress_class=None
         )
         is None
@@ -231,9 +232,9 @@ def test_ssh_gets_its_own_service_of_the_configured_type_and_no_ingress() -> Non
 
 def test_headless_sessions_get_no_services() -> None:
     spec = SessionSpec.model_validate({"type": "headless", "environment": "e"})
-    resolved = children.resolve(spec, GPU_ENV)
+    resolved = resolve.resolve(spec, GPU_ENV)
     assert (
-        children.build_services(
+        network.build_services(
             owner=OWNER, spec=spec, resolved=resolved, ssh_service_type="NodePort"
         )
         == []
@@ -254,34 +255,34 @@ def test_headless_sessions_get_no_services() -> None:
 def test_resolve_timeout(
     spec: dict[str, Any], env: EnvironmentConfigSpec | None, timeout: int, mode: str
 ) -> None:
-    resolved = children.resolve(SessionSpec.model_validate(spec), env)
+    resolved = resolve.resolve(SessionSpec.model_validate(spec), env)
     assert (resolved.timeout, resolved.timeout_mode) == (timeout, mode)
 
 
-AGENT = children.Agent(image="kabin:1", renew_interval=60)
+AGENT = agent.AgentConfig(image="kabin:1", renew_interval=60)
 
 
 def test_interactive_pods_get_the_agent_and_only_it_gets_a_token() -> None:
     spec = SessionSpec.model_validate(
         {"type": "notebook", "environment": "pt", "env": [{"name": "JUPYTER_TOKEN", "value": "t"}]}
     )
-    p = children.build_pod(
+    p = pods.build_pod(
         owner=OWNER,
         spec=spec,
-        resolved=children.resolve(spec, GPU_ENV),
+        resolved=resolve.resolve(spec, GPU_ENV),
         replica=1,
         replicas=1,
         agent=AGENT,
     )
-    main, agent = p["spec"]["containers"]
-    assert agent["name"] == "kabin-agent" and agent["args"] == ["agent"]
+    main, sidecar = p["spec"]["containers"]
+    assert sidecar["name"] == "kabin-agent" and sidecar["args"] == ["agent"]
     assert p["spec"]["serviceAccountName"] == "s-kabin-agent"
     assert p["spec"]["automountServiceAccountToken"] is False
     assert p["spec"]["shareProcessNamespace"] is True, "the agent sees the session's processes"
-    token_mounts = [m for m in agent["volumeMounts"] if m["name"] == "kabin-agent-token"]
-    assert token_mounts and token_mounts[0]["mountPath"] == children.AGENT_TOKEN_PATH
+    token_mounts = [m for m in sidecar["volumeMounts"] if m["name"] == "kabin-agent-token"]
+    assert token_mounts and token_mounts[0]["mountPath"] == agent.AGENT_TOKEN_PATH
     assert all(m["name"] != "kabin-agent-token" for m in main.get("volumeMounts", []))
-    env = {e["name"]: e["value"] for e in agent["env"]}
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["KABIN_AGENT_POD"] == "s-1" and env["KABIN_AGENT_SESSION"] == "s"
     assert env["JUPYTER_TOKEN"] == "t"
     base = "/session/notebook/ns/s/"
@@ -294,22 +295,22 @@ def test_interactive_pods_get_the_agent_and_only_it_gets_a_token() -> None:
 
 def test_headless_pods_have_no_agent() -> None:
     spec = SessionSpec.model_validate({"type": "headless", "image": "x"})
-    p = children.build_pod(
+    p = pods.build_pod(
         owner=OWNER,
         spec=spec,
-        resolved=children.resolve(spec, None),
+        resolved=resolve.resolve(spec, None),
         replica=1,
         replicas=1,
         agent=AGENT,
     )
     assert [c["name"] for c in p["spec"]["containers"]] == ["main"]
     assert "serviceAccountName" not in p["spec"]
-    assert children.build_agent_access(OWNER, spec) == []
+    assert agent.build_agent_access(OWNER, spec) == []
 
 
 def test_the_agents_role_names_only_its_lease_and_pods() -> None:
     spec = SessionSpec.model_validate({"type": "ssh", "image": "x", "replicas": 2})
-    account, role, binding, lease = children.build_agent_access(OWNER, spec)
+    account, role, binding, lease = agent.build_agent_access(OWNER, spec)
     assert account["kind"] == "ServiceAccount" and lease["kind"] == "Lease"
     assert lease["metadata"]["name"] == "s"
     assert [(r["resources"], r["resourceNames"], r["verbs"]) for r in role["rules"]] == [
@@ -331,8 +332,8 @@ def test_the_sessions_own_variables_win_and_none_is_set_twice() -> None:
             "env": [{"name": "REPLICA_ID", "value": "3"}, {"name": "REPLICA_COUNT", "value": "8"}],
         }
     )
-    p = children.build_pod(
-        owner=OWNER, spec=spec, resolved=children.resolve(spec, None), replica=1, replicas=1
+    p = pods.build_pod(
+        owner=OWNER, spec=spec, resolved=resolve.resolve(spec, None), replica=1, replicas=1
     )
     env = [(e["name"], e["value"]) for e in p["spec"]["containers"][0]["env"]]
     assert ("REPLICA_ID", "3") in env and ("REPLICA_COUNT", "8") in env
@@ -344,16 +345,16 @@ def test_kabin_makes_the_jupyter_token_unless_the_environment_sets_one() -> None
         {"image": "nb:1", "interfaces": [{"name": "jupyterlab", "port": 8888, "path": "/lab"}]}
     )
     spec = SessionSpec.model_validate({"type": "notebook", "environment": "nb"})
-    resolved = children.resolve(spec, notebook)
-    assert children.jupyter_token_secret(OWNER, resolved) == "s-jupyter-token"
-    p = children.build_pod(
+    resolved = resolve.resolve(spec, notebook)
+    assert agent.jupyter_token_secret(OWNER, resolved) == "s-jupyter-token"
+    p = pods.build_pod(
         owner=OWNER, spec=spec, resolved=resolved, replica=1, replicas=1, agent=AGENT
     )
     from_secret = {"secretKeyRef": {"name": "s-jupyter-token", "key": "token"}}
     for container in p["spec"]["containers"]:  # the server and the agent read the same
         tokens = [e for e in container["env"] if e["name"] == "JUPYTER_TOKEN"]
         assert tokens == [{"name": "JUPYTER_TOKEN", "valueFrom": from_secret}], container["name"]
-    secret = children.build_jupyter_token(OWNER, spec, "t0k3n")
+    secret = agent.build_jupyter_token(OWNER, spec, "t0k3n")
     assert secret["metadata"]["name"] == "s-jupyter-token"
     assert secret["stringData"] == {"token": "t0k3n"}
     assert secret["metadata"]["ownerReferences"] == [OWNER.reference()]
@@ -361,5 +362,5 @@ def test_kabin_makes_the_jupyter_token_unless_the_environment_sets_one() -> None
     own = SessionSpec.model_validate(
         {"type": "notebook", "environment": "nb", "env": [{"name": "JUPYTER_TOKEN", "value": "x"}]}
     )
-    assert children.jupyter_token_secret(OWNER, children.resolve(own, notebook)) is None
-    assert children.jupyter_token_secret(OWNER, children.resolve(spec, SSH_ENV)) is None
+    assert agent.jupyter_token_secret(OWNER, resolve.resolve(own, notebook)) is None
+    assert agent.jupyter_token_secret(OWNER, resolve.resolve(spec, SSH_ENV)) is None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kabin.api.drive import Hold
-from kabin.logic.locks import Claimant, decide, default_drive_name
+from kabin.logic.drives import default_drive_name
+from kabin.logic.locks import Claimant, decide
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,11 +9,11 @@ import pytest
 
 from kabin.api.environment import EnvironmentConfigSpec
 from kabin.api.session import Renewal, SessionSpec, SessionStatus
-from kabin.logic import children, status
+from kabin.logic import resolve, status
 from kabin.logic.activity import Recorded
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-OWNER = children.Owner(name="s", namespace="ns", uid="u", user="alice")
+OWNER = resolve.Owner(name="s", namespace="ns", uid="u", user="alice")
 NOTEBOOK = EnvironmentConfigSpec.model_validate(
     {
         "image": "nb:1",
@@ -88,7 +88,7 @@ def compute(
     observed = status.Observed(
         spec=parsed,
         owner=OWNER,
-        resolved=children.resolve(parsed, env),
+        resolved=resolve.resolve(parsed, env),
         generation=1,
         previous=previous or SessionStatus(),
         pods=pods,

@@ -22,9 +22,10 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from kabin import k8s
 from kabin.agent import probes
+from kabin.api import names
+from kabin.api.names import readiness_gate
 from kabin.k8s import objects
 from kabin.logic import activity
-from kabin.logic.children import gate
 from kabin.settings import AgentSettings
 
 log = logging.getLogger("kabin.agent")
@@ -70,7 +71,7 @@ class Agent:
                 self.settings.namespace,
                 self.settings.pod,
                 {
-                    "type": gate(iface.name),
+                    "type": readiness_gate(iface.name),
                     "status": "True" if ok else "False",
                     "reason": "Answering" if ok else "NotAnswering",
                     "message": f"{iface.name} {'answers' if ok else 'does not answer'} "
@@ -126,11 +127,11 @@ class Agent:
                 "renewTime": micro_time(fresh.last),
                 "holderIdentity": self.settings.pod,
             }
-            body["metadata"] = {"annotations": {activity.SOURCE_ANNOTATION: fresh.source}}
+            body["metadata"] = {"annotations": {names.ACTIVITY_SOURCE_ANNOTATION: fresh.source}}
         usage = self.reporter.usage_report(used, now)
         if usage is not None:
             body.setdefault("metadata", {}).setdefault("annotations", {})[
-                activity.USAGE_ANNOTATION
+                names.USAGE_ANNOTATION
             ] = json.dumps(usage, sort_keys=True)
         if not body:
             return

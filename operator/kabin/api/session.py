@@ -26,14 +26,6 @@ from kabin.api.meta import (
     immutable,
 )
 
-RENEW_ANNOTATION = "kabin.dev/renew"
-"""Annotation of a Session; a new value restarts its timeout (Skaha's renew)."""
-NAME_ANNOTATION = "kabin.dev/name"
-"""Annotation of a Session: the name a person gave it, which need not be unique (Skaha's
-`name`); the object name is then a generated id."""
-USER_LABEL = "kabin.dev/user"
-"""Label of a namespace the gateway made for a user: the user, as a label value."""
-
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Terminating", "Expired"]
 TimeoutMode = Literal["idle", "absolute", "none"]
 

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from kabin.api.drive import DriveSpec
 from kabin.api.environment import SESSION_TYPES, SessionType
 from kabin.api.meta import API_VERSION, parse_quantity
+from kabin.api.names import GPU_PRODUCT_LABEL, GPU_RESOURCE, REPLICA_LABEL
 from kabin.api.session import Phase, SessionSpec
 from kabin.client.errors import Invalid
-from kabin.logic.children import GPU_PRODUCT_LABEL, REPLICA_LABEL
 
 NONE = "<none>"
 """What Skaha shows for a value nobody measured."""
@@ -30,7 +30,6 @@ STATUS_ALIASES: dict[str, Phase] = {"Error": "Failed"}
 ACTIVE: frozenset[str] = frozenset({"Pending", "Running"})
 MAX_REPLICAS = 512
 """The most sessions one `create` makes (Skaha's limit)."""
-GPU_RESOURCE = "nvidia.com/gpu"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_MAX = 63  # the kabin.dev/session label value carries the name: at most 63 characters
 View = Literal["all"]

@@ -25,12 +25,11 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
-from kabin.api.session import RENEW_ANNOTATION
+from kabin.api.names import RENEW_ANNOTATION, SESSION_LABEL
 from kabin.client import errors, records
 from kabin.client.errors import KabinError, NotFound
 from kabin.k8s import objects
 from kabin.k8s.client import connect
-from kabin.logic.children import SESSION_LABEL
 
 T = TypeVar("T")
 log = logging.getLogger("kabin.client")

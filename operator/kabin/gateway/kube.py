@@ -20,7 +20,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict
 
-from kabin.api.session import USER_LABEL
+from kabin.api.names import USER_LABEL
 from kabin.client.session import AsyncSession
 from kabin.gateway.identity import Identity, namespace_of
 from kabin.k8s import objects

@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from multidict import MultiDict, MultiMapping
 
+from kabin.api import names
 from kabin.api.environment import SESSION_TYPES
 from kabin.api.meta import parse_quantity, parse_time
-from kabin.api.session import NAME_ANNOTATION
+from kabin.api.names import NAME_ANNOTATION
 from kabin.client import records
 from kabin.client.errors import Invalid
 
@@ -312,7 +313,7 @@ def context(nodes: list[dict[str, Any]]) -> dict[str, Any]:
         MAX_RAM_GB,
     )
     gpus = min(
-        int(max((_allocatable(n, records.GPU_RESOURCE) for n in usable), default=Decimal(0))),
+        int(max((_allocatable(n, names.GPU_RESOURCE) for n in usable), default=Decimal(0))),
         MAX_GPUS,
     )
     powers = [2**i for i in range(0, 10) if 2**i <= ram]

@@ -15,13 +15,14 @@ import kopf
 
 from kabin import k8s
 from kabin import settings as settings_module
+from kabin.api import names
 from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.meta import GROUP, Condition
+from kabin.api.names import DRIVE_LABEL, SESSION_LABEL
 from kabin.api.session import SessionSpec
 from kabin.handlers.wakeups import Wakeups
 from kabin.k8s import objects
 from kabin.logic import drives, locks
-from kabin.logic.children import DRIVE_LABEL, SESSION_LABEL
 from kabin.settings import reconciles
 
 queue: Wakeups | None = None
@@ -72,16 +73,6 @@ async def pvc_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -
         queue.now((namespace, labels[DRIVE_LABEL]))
 
 
-def drive_of(spec: SessionSpec) -> str | None:
-    """The drive a session uses: the one it names, else (but for headless runs) its
-    user's default drive."""
-    if spec.drive:
-        return spec.drive
-    if spec.type == "headless" or not spec.user:
-        return None
-    return locks.default_drive_name(spec.user)
-
-
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -97,13 +88,13 @@ async def reconcile(namespace: str, name: str) -> None:
     previous = DriveStatus.model_validate(raw.get("status") or {})
     deleting = bool(meta.get("deletionTimestamp"))
     finalizers = list(meta.get("finalizers") or [])
-    if not deleting and drives.FINALIZER not in finalizers:
+    if not deleting and names.DRIVE_FINALIZER not in finalizers:
         await objects.patch_custom(
             api,
             "drives",
             namespace,
             name,
-            {"metadata": {"finalizers": [*finalizers, drives.FINALIZER]}},
+            {"metadata": {"finalizers": [*finalizers, names.DRIVE_FINALIZER]}},
             resource_version=meta["resourceVersion"],
         )
         return  # the patch's event brings us back, with the new resourceVersion
@@ -134,7 +125,7 @@ async def reconcile(namespace: str, name: str) -> None:
             session_spec = SessionSpec.model_validate(session["spec"])
         except ValueError:
             continue
-        if drive_of(session_spec) != name:
+        if drives.drive_of(session_spec) != name:
             continue
         session_name = session["metadata"]["name"]
         wants = not session["metadata"].get("deletionTimestamp") and (
@@ -226,5 +217,5 @@ async def reconcile(namespace: str, name: str) -> None:
             "drives",
             namespace,
             name,
-            {"metadata": {"finalizers": [f for f in finalizers if f != drives.FINALIZER]}},
+            {"metadata": {"finalizers": [f for f in finalizers if f != names.DRIVE_FINALIZER]}},
         )

@@ -20,14 +20,18 @@ from prometheus_client import start_http_server
 
 from kabin import k8s
 from kabin import settings as settings_module
+from kabin.api import names
 from kabin.api.drive import DriveStatus
-from kabin.api.meta import GROUP
-from kabin.api.session import RENEW_ANNOTATION, SessionSpec, SessionStatus
+from kabin.api.meta import API_VERSION, GROUP
+from kabin.api.names import DISPLAY_NAME_ANNOTATION, RENEW_ANNOTATION
+from kabin.api.session import SessionSpec, SessionStatus
 from kabin.handlers import drives, metrics
 from kabin.handlers.wakeups import Key, Wakeups
 from kabin.k8s import objects
-from kabin.logic import activity, children, status
-from kabin.logic.drives import DISPLAY_NAME, claim_name
+from kabin.logic import activity, agent, network, resolve, status
+from kabin.logic import drives as logic_drives
+from kabin.logic import pod as pod_builder
+from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings, reconciles
 
 _wakeups: Wakeups | None = None
@@ -72,7 +76,7 @@ async def session_changed(
     if type == "DELETED":
         _forget((namespace, name))
         with contextlib.suppress(ValueError):
-            drive = drives.drive_of(SessionSpec.model_validate(dict(spec)))
+            drive = logic_drives.drive_of(SessionSpec.model_validate(dict(spec)))
             if drive and drives.queue is not None:
                 drives.queue.now((namespace, drive))
         return
@@ -81,22 +85,22 @@ async def session_changed(
 
 @kopf.on.event(
     "pods",
-    labels={"app.kubernetes.io/managed-by": children.MANAGED_BY},
+    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
     when=lambda namespace, **_: reconciles(namespace),
 )
 @kopf.on.event(
     "coordination.k8s.io",
     "leases",
-    labels={"app.kubernetes.io/managed-by": children.MANAGED_BY},
+    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
     when=lambda namespace, **_: reconciles(namespace),
 )
 async def child_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
     """One of a Session's pods changed, or its agent renewed its activity Lease: its
     status (and its expiry) may have moved."""
-    session = labels.get(children.SESSION_LABEL)
+    session = labels.get(names.SESSION_LABEL)
     if session and namespace and _wakeups is not None:
         _wakeups.now((namespace, session))
-    drive = labels.get(children.DRIVE_LABEL)
+    drive = labels.get(names.DRIVE_LABEL)
     if drive and namespace and drives.queue is not None:
         # A pod of a deleted session still holds its drive until it is gone.
         drives.queue.now((namespace, drive))
@@ -109,7 +113,7 @@ def _forget(key: Key) -> None:
 
 
 def _replica(pod: dict[str, Any]) -> int:
-    return int(pod["metadata"]["labels"].get(children.REPLICA_LABEL, "0"))
+    return int(pod["metadata"]["labels"].get(names.REPLICA_LABEL, "0"))
 
 
 async def reconcile(namespace: str, name: str) -> None:
@@ -141,9 +145,9 @@ async def _reconcile(namespace: str, name: str) -> str | None:
             f'EnvironmentConfig "{spec.environment}" does not exist',
         )
         return spec.type
-    owner = children.Owner(name, namespace, meta["uid"], spec.user or "")
-    resolved = children.resolve(spec, env.spec if env else None)
-    selector = children.selector(owner)
+    owner = resolve.Owner(name, namespace, meta["uid"], spec.user or "")
+    resolved = resolve.resolve(spec, env.spec if env else None)
+    selector = resolve.selector(owner)
     deleting = bool(meta.get("deletionTimestamp"))
     drive = await _drive(api, namespace, name, spec, settings)
     interactive = spec.type != "headless"
@@ -210,7 +214,7 @@ async def _drive(
     api: Any, namespace: str, name: str, spec: SessionSpec, settings: OperatorSettings
 ) -> status.DriveView | None:
     """Where the session stands with its drive; makes the user's default drive on demand."""
-    drive_name = drives.drive_of(spec)
+    drive_name = logic_drives.drive_of(spec)
     if drive_name is None:
         return None
     raw = await objects.get_custom(api, "drives", namespace, drive_name)
@@ -219,12 +223,12 @@ async def _drive(
             api,
             "drives",
             {
-                "apiVersion": "kabin.dev/v1alpha1",
+                "apiVersion": API_VERSION,
                 "kind": "Drive",
                 "metadata": {
                     "name": drive_name,
                     "namespace": namespace,
-                    "annotations": {DISPLAY_NAME: f"{spec.user}'s default drive"},
+                    "annotations": {DISPLAY_NAME_ANNOTATION: f"{spec.user}'s default drive"},
                 },
                 "spec": {
                     "size": settings.default_drive_size,
@@ -257,8 +261,8 @@ async def _converge(
     api: Any,
     raw: dict[str, Any],
     spec: SessionSpec,
-    owner: children.Owner,
-    resolved: children.Resolved,
+    owner: resolve.Owner,
+    resolved: resolve.Resolved,
     outcome: status.Outcome,
     settings: OperatorSettings,
     drive: status.DriveView | None,
@@ -281,7 +285,9 @@ async def _converge(
     if drive is not None and not drive.granted and not existing:
         return False  # its pods start once the drive is granted to it
     mount = (drive.name, claim_name(drive.name)) if drive is not None else None
-    agent = children.Agent(image=settings.agent_image, renew_interval=settings.activity_interval)
+    sidecar = agent.AgentConfig(
+        image=settings.agent_image, renew_interval=settings.activity_interval
+    )
 
     created = []
     missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
@@ -289,21 +295,21 @@ async def _converge(
         # The agents' ServiceAccount, Role (naming every pod) and Lease come first:
         # admission refuses a pod whose ServiceAccount does not exist. A Lease deleted
         # by someone, or missing for pods made before kabin had agents, is made again.
-        for obj in children.build_agent_access(owner, spec):
+        for obj in agent.build_agent_access(owner, spec):
             await objects.apply(api, obj)
-        if spec.type != "headless" and children.jupyter_token_secret(owner, resolved):
+        if spec.type != "headless" and agent.jupyter_token_secret(owner, resolved):
             # Made once, with a random token; a repeat finds it and keeps it.
-            token = children.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
+            token = agent.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
             await objects.create_secret(api, token)
     for replica in missing:
-        pod = children.build_pod(
+        pod = pod_builder.build_pod(
             owner=owner,
             spec=spec,
             resolved=resolved,
             replica=replica,
             replicas=spec.replicas,
             drive=mount,
-            agent=agent,
+            agent=sidecar,
         )
         if await objects.create_pod(api, pod):
             created.append(replica)
@@ -326,10 +332,10 @@ async def _converge(
             f"(added {created or 'none'}, removed {removed or 'none'})",
         )
 
-    wanted = children.build_services(
+    wanted = network.build_services(
         owner=owner, spec=spec, resolved=resolved, ssh_service_type=settings.ssh_service_type
     )
-    ingress = children.build_ingress(
+    ingress = network.build_ingress(
         owner=owner,
         spec=spec,
         resolved=resolved,

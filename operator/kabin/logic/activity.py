@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kabin.api.names import ACTIVITY_SOURCE_ANNOTATION, USAGE_ANNOTATION
+
 # /proc/net/tcp state codes (include/net/tcp_states.h).
 TCP_ESTABLISHED = "01"
-
-# Written by the agent on the session's activity Lease, beside spec.renewTime.
-SOURCE_ANNOTATION = "kabin.dev/activity-source"
-USAGE_ANNOTATION = "kabin.dev/usage"
 
 
 def established_connections(proc_net_tcp: str, port: int) -> int:
@@ -232,7 +230,7 @@ def from_lease(lease: dict[str, Any] | None) -> Recorded | None:
         usage = parsed if isinstance(parsed, dict) else None
     return Recorded(
         time=_time(lease.get("spec", {}).get("renewTime")),
-        source=annotations.get(SOURCE_ANNOTATION),
+        source=annotations.get(ACTIVITY_SOURCE_ANNOTATION),
         usage=usage,
         since=_time(lease.get("metadata", {}).get("creationTimestamp")),
     )

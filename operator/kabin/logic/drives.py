@@ -1,15 +1,36 @@
-"""A Drive's PVC and status, built from its spec and what is observed."""
+"""Drives as pure rules: which drive a session uses (its own or its user's default
+drive), a Drive's PVC and its status, built from its spec and what is observed."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kabin.api.drive import DrivePhase, DriveSpec, Hold
-from kabin.api.meta import parse_quantity
-from kabin.logic.children import DRIVE_LABEL
+from kabin.api.meta import API_VERSION, parse_quantity
+from kabin.api.names import DRIVE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from kabin.api.session import SessionSpec
 
-FINALIZER = "kabin.dev/drive-lock"
-DISPLAY_NAME = "kabin.dev/display-name"
+
+def drive_of(spec: SessionSpec) -> str | None:
+    """The drive a session uses: the one it names, else (but for headless runs) its
+    user's default drive."""
+    if spec.drive:
+        return spec.drive
+    if spec.type == "headless" or not spec.user:
+        return None
+    return default_drive_name(spec.user)
+
+
+def default_drive_name(user: str) -> str:
+    """The name of a user's default drive: the user name made DNS-safe.
+
+    `alice` -> `alice-home`; `system:serviceaccount:ns:x` -> `system-serviceaccount-ns-x-home`;
+    `Alice.Smith@Example.org` -> `alice.smith-example.org-home`.
+    """
+    slug = re.sub(r"[^a-z0-9.-]+", "-", user.lower()).strip("-.")
+    slug = re.sub(r"-{2,}", "-", slug)[:240].strip("-.") or "user"
+    return f"{slug}-home"
 
 
 def claim_name(drive: str) -> str:
@@ -23,7 +44,7 @@ def build_pvc(*, name: str, namespace: str, uid: str, spec: DriveSpec) -> dict[s
     metadata: dict[str, Any] = {
         "name": claim_name(name),
         "namespace": namespace,
-        "labels": {"app.kubernetes.io/managed-by": "kabin", DRIVE_LABEL: name},
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY, DRIVE_LABEL: name},
     }
     if spec.reclaim_policy == "Delete":
         metadata["ownerReferences"] = [owner_reference(name, uid)]
@@ -43,7 +64,7 @@ def build_pvc(*, name: str, namespace: str, uid: str, spec: DriveSpec) -> dict[s
 
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": "kabin.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Drive",
         "name": name,
         "uid": uid,

@@ -9,7 +9,6 @@ served, by creation time (then name, since timestamps have whole seconds).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,14 +74,3 @@ def decide(
         waiting=[Hold(session=c.name, since=c.created) for c in waiters],
         released=released,
     )
-
-
-def default_drive_name(user: str) -> str:
-    """The name of a user's default drive: the user name made DNS-safe.
-
-    `alice` -> `alice-home`; `system:serviceaccount:ns:x` -> `system-serviceaccount-ns-x-home`;
-    `Alice.Smith@Example.org` -> `alice.smith-example.org-home`.
-    """
-    slug = re.sub(r"[^a-z0-9.-]+", "-", user.lower()).strip("-.")
-    slug = re.sub(r"-{2,}", "-", slug)[:240].strip("-.") or "user"
-    return f"{slug}-home"

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from kabin.api.environment import HTTP_INTERFACES
 from kabin.api.meta import Condition
+from kabin.api.names import interface_condition, readiness_gate
 from kabin.api.session import (
     Endpoint,
     Phase,
@@ -25,7 +26,7 @@ from kabin.api.session import (
     Usage,
 )
 from kabin.logic.activity import Recorded
-from kabin.logic.children import Owner, Resolved, gate, http_path, selector
+from kabin.logic.resolve import Owner, Resolved, http_path, selector
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Expired"})
 PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
@@ -84,11 +85,6 @@ class Outcome:
 
     status: SessionStatus
     wake_at: datetime | None = None  # the next deadline (expiry, image pull grace), if any
-
-
-def interface_condition(name: str) -> str:
-    """The Session condition of one interface: jupyterlab -> JupyterlabReady."""
-    return f"{name.capitalize()}Ready"
 
 
 def _conditions(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -321,7 +317,7 @@ def compute(observed: Observed, *, now: datetime, settings: Settings) -> Outcome
     ssh_host = settings.ssh_host
     interfaces_ready = True
     for iface in [] if headless else resolved.interfaces:
-        ok = head is not None and phase == "Running" and _true(head, gate(iface.name))
+        ok = head is not None and phase == "Running" and _true(head, readiness_gate(iface.name))
         interfaces_ready = interfaces_ready and ok
         conditions.append(
             cond(

@@ -18,7 +18,7 @@ from kabin.logic.admission import (
     explain,
     stamp_owner,
 )
-from kabin.logic.locks import default_drive_name
+from kabin.logic.drives import default_drive_name
 from kabin.webhooks import server
 
 

@@ -24,7 +24,7 @@ from kabin.gateway.dashboard.signin import COOKIE, CSRF_FIELD, Visitor, set_cook
 from kabin.gateway.identity import Unauthenticated
 from kabin.gateway.kube import Kube
 from kabin.k8s import objects
-from kabin.logic.locks import default_drive_name
+from kabin.logic.drives import default_drive_name
 
 VISITOR = "kabin.visitor"
 

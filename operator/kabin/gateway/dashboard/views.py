@@ -15,7 +15,7 @@ from typing import Any
 
 from kabin.api.environment import SESSION_TYPES
 from kabin.api.meta import parse_quantity
-from kabin.api.session import NAME_ANNOTATION
+from kabin.api.names import NAME_ANNOTATION
 
 LABELS = {
     "jupyterlab": "JupyterLab",

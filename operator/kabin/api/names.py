@@ -1,0 +1,93 @@
+"""Every well-known name kabin writes on objects: labels, annotations, finalizers,
+condition types and reasons, in one place.
+
+The operator, the agent, the client and the gateway all read and write these; a
+newcomer looking for "which labels does kabin own?" or "which reasons can a condition
+have?" finds the answer here and nowhere else.
+"""
+
+from __future__ import annotations
+
+GROUP = "kabin.dev"
+
+# -- labels ------------------------------------------------------------------------------
+
+SESSION_LABEL = "kabin.dev/session"
+"""On a session's pods, Services, Ingress, agent objects and Jupyter token: the Session."""
+REPLICA_LABEL = "kabin.dev/replica"
+"""On a session's pod: its replica number, 1..N."""
+DRIVE_LABEL = "kabin.dev/drive"
+"""On a pod: the Drive it mounts; on a PVC: the Drive it belongs to."""
+USER_LABEL = "kabin.dev/user"
+"""On a namespace the gateway made for a user: the user, as a label value."""
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kabin"
+"""The value of app.kubernetes.io/managed-by on everything kabin makes."""
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+"""Node label (NVIDIA's GPU feature discovery) naming the GPU model."""
+GPU_TAINT = "nvidia.com/gpu"
+"""Taint of GPU nodes, which GPU sessions tolerate."""
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The default extended resource of a GPU."""
+
+# -- annotations ---------------------------------------------------------------------------
+
+RENEW_ANNOTATION = "kabin.dev/renew"
+"""On a Session: a new value restarts its timeout (Skaha's renew)."""
+NAME_ANNOTATION = "kabin.dev/name"
+"""On a Session: the name a person gave it, which need not be unique (Skaha's `name`);
+the object name is then a generated id."""
+DISPLAY_NAME_ANNOTATION = "kabin.dev/display-name"
+"""On a Drive: a name for people ("alice's default drive")."""
+ACTIVITY_SOURCE_ANNOTATION = "kabin.dev/activity-source"
+"""On a session's activity Lease: the signal that saw the last activity."""
+USAGE_ANNOTATION = "kabin.dev/usage"
+"""On a session's activity Lease: the resources in use, as the agent last measured."""
+
+# -- finalizers ----------------------------------------------------------------------------
+
+DRIVE_FINALIZER = "kabin.dev/drive-lock"
+"""On a Drive: kept while a session holds it, so deleting it waits for the release."""
+
+# -- conditions ----------------------------------------------------------------------------
+
+READY = "Ready"
+SCHEDULED = "Scheduled"
+DRIVE_READY = "DriveReady"
+EXPIRING_SOON = "ExpiringSoon"
+
+
+def interface_condition(interface: str) -> str:
+    """The Session condition of one interface: jupyterlab -> JupyterlabReady."""
+    return f"{interface.capitalize()}Ready"
+
+
+def readiness_gate(interface: str) -> str:
+    """The pod readiness gate of an interface, set True by the agent once it answers."""
+    return f"kabin.dev/{interface}-ready"
+
+
+# -- reasons -------------------------------------------------------------------------------
+
+
+class Reason:
+    """The reasons of kabin's conditions and Events (CamelCase, as the API conventions
+    ask)."""
+
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    SCHEDULED = "Scheduled"
+    PENDING = "Pending"
+    UNSCHEDULABLE = "Unschedulable"
+    GRANTED = "Granted"
+    WAITING = "Waiting"
+    DRIVE_IN_USE = "DriveInUse"
+    DRIVE_NOT_FOUND = "DriveNotFound"
+    EXPIRING_SOON = "ExpiringSoon"
+    NOT_EXPIRING_SOON = "NotExpiringSoon"
+    IDLE_TIMEOUT = "IdleTimeout"
+    TIMEOUT = "Timeout"
+    COMPLETED = "Completed"
+    CRASH_LOOP = "CrashLoopBackOff"
+    ANSWERING = "Answering"
+    NOT_ANSWERING = "NotAnswering"

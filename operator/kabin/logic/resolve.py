@@ -1,0 +1,132 @@
+"""A session's spec with its EnvironmentConfig's defaults filled in, and the names,
+labels and URL paths every child of the session shares. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kabin.api.environment import HTTP_INTERFACES, EnvironmentConfigSpec, Interface
+from kabin.api.meta import API_VERSION, EnvVar
+from kabin.api.names import GPU_RESOURCE, MANAGED_BY, MANAGED_BY_LABEL, SESSION_LABEL
+from kabin.api.session import SessionSpec
+
+BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
+"""Session types used in a browser, whose timeout is idle time by default."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Session as its children refer to it."""
+
+    name: str
+    namespace: str
+    uid: str
+    user: str = ""
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "Session",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A session's spec with its environment's defaults filled in."""
+
+    image: str
+    command: list[str] | None
+    args: list[str] | None
+    env: list[EnvVar]
+    cpu: int | str | None
+    memory: int | str | None
+    gpu: int
+    gpu_resource: str
+    gpu_product: str | None
+    interfaces: list[Interface]
+    timeout: int
+    timeout_mode: str
+    mount_path: str
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
+    """Fill in what the session leaves to its environment."""
+    defaults = env.resources.default if env and env.resources else None
+    asked = spec.resources
+    gpu = asked.gpu if asked and asked.gpu is not None else (defaults.gpu if defaults else None)
+    timeout = spec.timeout
+    if timeout is None:
+        timeout = env.timeouts.default if env and env.timeouts and env.timeouts.default else -1
+    mode = env.timeouts.mode if env and env.timeouts and env.timeouts.mode else None
+    if mode is None:
+        mode = "idle" if spec.type in BROWSER_TYPES else "absolute"
+    overrides = (
+        env.pod_overrides.model_dump(exclude_none=True, by_alias=True)
+        if env and env.pod_overrides
+        else {}
+    )
+    return Resolved(
+        image=spec.image or (env.image if env else ""),
+        command=spec.command if spec.command is not None else (env.command if env else None),
+        args=spec.args if spec.args is not None else (env.args if env else None),
+        env=[*(env.env or [] if env else []), *(spec.env or [])],
+        cpu=(
+            asked.cpu if asked and asked.cpu is not None else (defaults.cpu if defaults else None)
+        ),
+        memory=(
+            asked.memory
+            if asked and asked.memory is not None
+            else (defaults.memory if defaults else None)
+        ),
+        gpu=gpu or 0,
+        gpu_resource=env.gpu.resource_name if env and env.gpu else GPU_RESOURCE,
+        gpu_product=env.gpu.product if env and env.gpu else None,
+        interfaces=list(env.interfaces or []) if env else [],
+        timeout=timeout,
+        timeout_mode="none" if timeout == -1 else mode,
+        mount_path=env.drive_mount_path if env else "/workspace",
+        volumes=list(env.volumes or []) if env else [],
+        volume_mounts=list(env.volume_mounts or []) if env else [],
+        overrides=overrides,
+    )
+
+
+def base_path(session_type: str, owner: Owner) -> str:
+    """The URL path under which the session's http interfaces are served."""
+    return f"/session/{session_type}/{owner.namespace}/{owner.name}/"
+
+
+def http_path(
+    session_type: str, owner: Owner, interfaces: list[Interface], iface: Interface
+) -> str:
+    """Where one http interface is routed: the first at the base path, others beneath it."""
+    http = [i for i in interfaces if i.name in HTTP_INTERFACES]
+    base = base_path(session_type, owner)
+    return base if http and http[0].name == iface.name else f"{base}{iface.name}/"
+
+
+def labels(owner: Owner, session_type: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "kabin-session",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": session_type,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        SESSION_LABEL: owner.name,
+    }
+
+
+def selector(owner: Owner) -> str:
+    """The label selector of the session's pods (status.selector, for `kubectl scale`)."""
+    return f"{SESSION_LABEL}={owner.name}"
+
+
+def pod_name(owner: Owner, replica: int) -> str:
+    return f"{owner.name}-{replica}"
