@@ -17,7 +17,7 @@ import pytest
 from kabin.agent import probes
 from kabin.api import names
 from kabin.logic import activity
-from kabin.logic.activity import Reporter, Seen, Usage
+from kabin.logic.activity import Measured, Reporter, Seen
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -110,13 +110,13 @@ async def test_ssh_readiness_needs_the_banner() -> None:
         server = await asyncio.start_server(greeting(banner), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server, aiohttp.ClientSession() as http:
-            iface = probes.Interface("ssh", port)
+            iface = probes.Probe("ssh", port)
             assert await probes.answers(http, "127.0.0.1", iface, None) is ok
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     async with aiohttp.ClientSession() as http:
-        assert not await probes.answers(http, "127.0.0.1", probes.Interface("ssh", closed), None)
+        assert not await probes.answers(http, "127.0.0.1", probes.Probe("ssh", closed), None)
 
 
 def reporter(interval: float = 60) -> Reporter:
@@ -153,13 +153,15 @@ def test_a_timestamp_that_does_not_move_is_written_once() -> None:
 
 def test_usage_is_reported_when_it_moves_at_most_once_per_interval() -> None:
     r = reporter()
-    idle = Usage(cpu_cores=0.01, memory_bytes=300 << 20)
+    idle = Measured(cpu_cores=0.01, memory_bytes=300 << 20)
     assert r.usage_report(idle, NOW) == {"cpuCores": 0.0, "memory": "320Mi"}
     assert (
-        r.usage_report(Usage(cpu_cores=0.02, memory_bytes=301 << 20), NOW + timedelta(minutes=10))
+        r.usage_report(
+            Measured(cpu_cores=0.02, memory_bytes=301 << 20), NOW + timedelta(minutes=10)
+        )
         is None
     ), "an idle session's usage stays put: no writes"
-    busy = Usage(
+    busy = Measured(
         cpu_cores=3.97, memory_bytes=8 << 30, gpu_utilization=91, gpu_memory_bytes=20 << 30
     )
     assert r.usage_report(busy, NOW + timedelta(seconds=30)) is None, "too soon"
@@ -193,9 +195,9 @@ def test_the_lease_is_read_back_as_recorded_activity() -> None:
 
 def test_usage_on_a_rounding_boundary_is_not_rewritten() -> None:
     r = reporter()
-    assert r.usage_report(Usage(cpu_cores=0.149, memory_bytes=500 << 20), NOW) is not None
+    assert r.usage_report(Measured(cpu_cores=0.149, memory_bytes=500 << 20), NOW) is not None
     later = NOW + timedelta(minutes=30)
-    assert r.usage_report(Usage(cpu_cores=0.151, memory_bytes=530 << 20), later) is None
+    assert r.usage_report(Measured(cpu_cores=0.151, memory_bytes=530 << 20), later) is None
 
 
 def test_a_finished_childs_cpu_time_still_counts() -> None:

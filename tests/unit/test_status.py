@@ -21,7 +21,7 @@ NOTEBOOK = EnvironmentConfigSpec.model_validate(
         "timeouts": {"default": 60},
     }
 )
-SETTINGS = status.Settings(
+SETTINGS = status.StatusSettings(
     host="h.example", ssh_host="ssh.example", image_pull_grace=30, expiring_soon=10
 )
 
@@ -368,62 +368,96 @@ def test_idle_timeout_counts_from_the_last_activity(
         assert outcome.wake_at == (warn if warn > NOW else expiry)
 
 
-def test_idle_timeout_message_names_the_last_signal() -> None:
-    before = SessionStatus(
-        phase="Running",
-        start_time=NOW - timedelta(seconds=500),
-        last_activity_time=NOW - timedelta(seconds=61),
-        last_activity_source="ssh",
-    )
-    outcome = compute(
-        {"type": "notebook"}, NOTEBOOK_UP, previous=before, activity=_active(61, "ssh")
-    )
-    assert outcome.status.phase == "Expired"
-    assert (
-        outcome.status.message == "idle for 60 seconds (last activity: ssh at 2026-01-01T11:58:59Z)"
-    )
-    events = status.transitions(before, outcome.status)
-    # (Scheduled too: `before` has no conditions.)
-    assert [(e.type, e.reason) for e in events if e.reason != "Scheduled"] == [
-        ("Normal", "IdleTimeout")
-    ]
+USAGE = {"cpuCores": 1.5, "memory": "2048Mi", "gpuUtilization": 85.0, "gpuMemory": "10240Mi"}
+SSH_IMAGE = {**SSH, "image": "x"}
 
 
-def test_without_a_lease_nothing_is_culled_for_lack_of_activity() -> None:
-    old = SessionStatus(phase="Running", start_time=NOW - timedelta(days=3))
-    outcome = compute({"type": "notebook"}, NOTEBOOK_UP, previous=old, activity=None)
-    assert outcome.status.phase == "Running"
-    assert outcome.status.expiry_time is None
-
-
-def test_recorded_activity_never_goes_back() -> None:
-    before = SessionStatus(
-        phase="Running",
-        start_time=NOW - timedelta(seconds=100),
-        last_activity_time=NOW - timedelta(seconds=5),
-        last_activity_source="gpu",
-    )
-    older = compute({"type": "notebook"}, NOTEBOOK_UP, previous=before, activity=_active(20, "ssh"))
-    assert older.status.last_activity_source == "gpu"
-    assert older.status.expiry_time == NOW + timedelta(seconds=55)
-
-
-def test_activity_does_not_extend_an_absolute_timeout() -> None:
-    before = SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=60))
-    outcome = compute(
-        {**SSH, "image": "x"}, [pod(1)], previous=before, env=None, activity=_active(1, "ssh")
-    )
-    assert outcome.status.phase == "Expired" and outcome.status.reason == "Timeout"
-    assert outcome.status.last_activity_source == "ssh", "recorded all the same"
-
-
-def test_never_means_never() -> None:
-    before = SessionStatus(phase="Running", start_time=NOW - timedelta(days=30))
-    outcome = compute({"type": "notebook", "timeout": -1}, NOTEBOOK_UP, previous=before)
-    assert outcome.status.timeout_mode == "none"
-    assert outcome.status.phase == "Running"
-    assert outcome.status.expiry_time is None and outcome.wake_at is None
-    assert "ExpiringSoon" not in conditions(outcome)
+@pytest.mark.parametrize(
+    ("spec", "previous", "recorded", "env", "want"),
+    [
+        pytest.param(
+            {"type": "notebook"},
+            SessionStatus(
+                phase="Running",
+                start_time=NOW - timedelta(seconds=500),
+                last_activity_time=NOW - timedelta(seconds=61),
+                last_activity_source="ssh",
+            ),
+            _active(61, "ssh"),
+            NOTEBOOK,
+            {
+                "phase": "Expired",
+                "reason": "IdleTimeout",
+                "message": "idle for 60 seconds (last activity: ssh at 2026-01-01T11:58:59Z)",
+            },
+            id="idle-message-names-the-last-signal",
+        ),
+        pytest.param(
+            {"type": "notebook"},
+            SessionStatus(phase="Running", start_time=NOW - timedelta(days=3)),
+            None,
+            NOTEBOOK,
+            {"phase": "Running", "expiry_time": None},
+            id="no-lease-no-cull",
+        ),
+        pytest.param(
+            {"type": "notebook"},
+            SessionStatus(
+                phase="Running",
+                start_time=NOW - timedelta(seconds=100),
+                last_activity_time=NOW - timedelta(seconds=5),
+                last_activity_source="gpu",
+            ),
+            _active(20, "ssh"),
+            NOTEBOOK,
+            {"last_activity_source": "gpu", "expiry_time": NOW + timedelta(seconds=55)},
+            id="activity-never-goes-back",
+        ),
+        pytest.param(
+            SSH_IMAGE,
+            SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=60)),
+            _active(1, "ssh"),
+            None,
+            {"phase": "Expired", "reason": "Timeout", "last_activity_source": "ssh"},
+            id="activity-does-not-extend-absolute",
+        ),
+        pytest.param(
+            {"type": "notebook", "timeout": -1},
+            SessionStatus(phase="Running", start_time=NOW - timedelta(days=30)),
+            None,
+            NOTEBOOK,
+            {"timeout_mode": "none", "phase": "Running", "expiry_time": None},
+            id="never-means-never",
+        ),
+        pytest.param(
+            {"type": "notebook"},
+            RUNNING,
+            Recorded(time=NOW, source="gpu", usage=USAGE),
+            NOTEBOOK,
+            {"usage": USAGE, "last_activity_source": "gpu"},
+            id="usage-from-the-lease",
+        ),
+    ],
+)
+def test_timeouts(
+    spec: dict[str, Any],
+    previous: SessionStatus,
+    recorded: Recorded | None,
+    env: EnvironmentConfigSpec | None,
+    want: dict[str, Any],
+) -> None:
+    outcome = compute(spec, NOTEBOOK_UP, previous=previous, env=env, activity=recorded)
+    got = outcome.status
+    for field, value in want.items():
+        actual = getattr(got, field)
+        if field == "usage":
+            actual = actual.model_dump(by_alias=True, exclude_none=True)
+        assert actual == value, (field, actual)
+    if got.phase == "Expired":
+        events = status.transitions(previous, got)
+        assert [e.reason for e in events if e.reason != "Scheduled"] == [got.reason]
+    if got.expiry_time is None:
+        assert outcome.wake_at is None and "ExpiringSoon" not in conditions(outcome)
 
 
 def test_expiring_soon_warns_once_and_clears_on_activity() -> None:
@@ -456,18 +490,6 @@ def test_expiring_soon_warns_once_and_clears_on_activity() -> None:
     )
     assert conditions(renewed)["ExpiringSoon"] == "False"
     assert renewed.status.expiry_time == NOW + timedelta(seconds=82)
-
-
-def test_usage_comes_from_the_lease() -> None:
-    usage = {"cpuCores": 1.5, "memory": "2048Mi", "gpuUtilization": 85.0, "gpuMemory": "10240Mi"}
-    outcome = compute(
-        {"type": "notebook"},
-        NOTEBOOK_UP,
-        previous=RUNNING,
-        activity=Recorded(time=NOW, source="gpu", usage=usage),
-    )
-    assert outcome.status.usage is not None
-    assert outcome.status.usage.model_dump(by_alias=True, exclude_none=True) == usage
 
 
 def test_events_for_transitions() -> None:

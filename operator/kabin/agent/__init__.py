@@ -23,7 +23,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kabin import k8s
 from kabin.agent import probes
 from kabin.api import names
-from kabin.api.names import readiness_gate
+from kabin.api.names import Reason, readiness_gate
 from kabin.k8s import objects
 from kabin.logic import activity
 from kabin.settings import AgentSettings
@@ -45,7 +45,7 @@ class Agent:
     def __init__(self, settings: AgentSettings, api: client.ApiClient) -> None:
         self.settings = settings
         self.api = api
-        self.interfaces = [probes.Interface(**i) for i in json.loads(settings.interfaces)]
+        self.interfaces = [probes.Probe(**i) for i in json.loads(settings.interfaces)]
         self.lease = settings.lease or settings.session
         self.gates: dict[str, bool] = {}
         self.failures: dict[str, int] = {}
@@ -73,7 +73,7 @@ class Agent:
                 {
                     "type": readiness_gate(iface.name),
                     "status": "True" if ok else "False",
-                    "reason": "Answering" if ok else "NotAnswering",
+                    "reason": Reason.ANSWERING if ok else Reason.NOT_ANSWERING,
                     "message": f"{iface.name} {'answers' if ok else 'does not answer'} "
                     f"on port {iface.port}",
                     "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -84,7 +84,7 @@ class Agent:
 
     async def signals(
         self, http: aiohttp.ClientSession, now: datetime
-    ) -> tuple[list[activity.Seen], activity.Usage]:
+    ) -> tuple[list[activity.Seen], activity.Measured]:
         """Every signal this session has, sampled once, and the usage seen meanwhile."""
         host, token = self.settings.host, self.settings.jupyter_token
         seen: list[activity.Seen | None] = []
@@ -108,7 +108,7 @@ class Agent:
                     now=now,
                 )
             )
-        usage = activity.Usage(
+        usage = activity.Measured(
             cpu_cores=cores,
             memory_bytes=rss,
             gpu_utilization=max(gpus[0]) if gpus else None,

@@ -24,7 +24,7 @@ SSH_BANNER = b"SSH-2.0"
 
 
 @dataclass(frozen=True)
-class Interface:
+class Probe:
     """One interface of the session, as the operator describes it to the agent."""
 
     name: str
@@ -37,9 +37,7 @@ class Interface:
         return bool(self.path)
 
 
-async def answers(
-    http: aiohttp.ClientSession, host: str, iface: Interface, token: str | None
-) -> bool:
+async def answers(http: aiohttp.ClientSession, host: str, iface: Probe, token: str | None) -> bool:
     """Whether an interface answers: 200 on its path (http), the SSH-2.0 banner (ssh)."""
     if iface.http:
         headers = {"Authorization": f"token {token}"} if token else {}
@@ -71,7 +69,7 @@ async def _get_json(http: aiohttp.ClientSession, url: str, token: str | None) ->
 
 
 async def jupyter(
-    http: aiohttp.ClientSession, host: str, iface: Interface, token: str | None, now: datetime
+    http: aiohttp.ClientSession, host: str, iface: Probe, token: str | None, now: datetime
 ) -> Seen | None:
     """Jupyter Server's REST API: `/api/status` and `/api/kernels`, asked so that the
     asking itself is no activity (`no_track_activity`; the status handler tracks none)."""
@@ -85,7 +83,7 @@ async def jupyter(
 
 
 async def code_server(
-    http: aiohttp.ClientSession, host: str, iface: Interface, now: datetime
+    http: aiohttp.ClientSession, host: str, iface: Probe, now: datetime
 ) -> Seen | None:
     """code-server's `/healthz` heartbeat."""
     try:

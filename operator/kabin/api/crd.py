@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class Kind:
     status: type[BaseModel] | None = None
     columns: tuple[dict[str, Any], ...] = ()
     scale: dict[str, str] | None = None
-    extra_validations: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def name(self) -> str:

@@ -55,6 +55,8 @@ READY = "Ready"
 SCHEDULED = "Scheduled"
 DRIVE_READY = "DriveReady"
 EXPIRING_SOON = "ExpiringSoon"
+DELETION_BLOCKED = "DeletionBlocked"
+"""On a deleted Drive a session still holds."""
 
 
 def interface_condition(interface: str) -> str:
@@ -89,5 +91,9 @@ class Reason:
     TIMEOUT = "Timeout"
     COMPLETED = "Completed"
     CRASH_LOOP = "CrashLoopBackOff"
+    REPLICA_FAILED = "ReplicaFailed"
+    ENVIRONMENT_NOT_FOUND = "EnvironmentNotFound"
+    SCALED = "Scaled"
+    RELEASED = "Released"
     ANSWERING = "Answering"
     NOT_ANSWERING = "NotAnswering"

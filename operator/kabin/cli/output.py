@@ -18,6 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from kabin.api.meta import parse_time
 from kabin.client import AsyncSession, KabinError
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ def age(timestamp: str | None, *, now: datetime | None = None) -> str:
     """A timestamp as kubectl shows ages: 45s, 12m, 3h, 2d."""
     if not timestamp or timestamp == "<none>":
         return "<none>"
-    then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    then = parse_time(timestamp)
     seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= 2 * size:  # as kubectl: 90s, 119m, 47h, then the larger unit

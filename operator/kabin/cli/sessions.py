@@ -87,6 +87,7 @@ def create(
     namespace: Namespace = None,
     output: Output = Format.table,
 ) -> None:
+    # Over 60 lines: most of it is the Typer options, one per flag.
     """Launch a session (or --replicas of them), optionally waiting until it is Ready."""
     skaha_default = environment is None  # without an environment, Skaha's 2 cores, 4 GB
 

@@ -22,7 +22,7 @@ from multidict import MultiDict, MultiMapping
 
 from kabin.api import names
 from kabin.api.environment import SESSION_TYPES
-from kabin.api.meta import parse_quantity, parse_time
+from kabin.api.meta import parse_time
 from kabin.api.names import NAME_ANNOTATION
 from kabin.client import records
 from kabin.client.errors import Invalid
@@ -96,7 +96,8 @@ class Params:
         return list(self._values.getall(name, []))
 
 
-def _number(name: str, text: str | None, *, most: float, whole: bool = False) -> float | None:
+def number(name: str, text: str | None) -> float | None:
+    """A parameter as a finite number (None when absent), or 400 naming it."""
     if text is None:
         return None
     try:
@@ -105,6 +106,13 @@ def _number(name: str, text: str | None, *, most: float, whole: bool = False) ->
         raise Invalid(f"{name}: {text!r} is not a number") from None
     if not math.isfinite(value):
         raise Invalid(f"{name}: {text!r} is not a number")
+    return value
+
+
+def _number(name: str, text: str | None, *, most: float, whole: bool = False) -> float | None:
+    value = number(name, text)
+    if value is None:
+        return None
     if whole and not value.is_integer():
         raise Invalid(f"{name}: {text!r} must be a whole number")
     if value <= 0 and not (whole and value == 0):
@@ -169,6 +177,43 @@ def environment_for(
     return str(chosen[0]["metadata"]["name"]) if chosen else None
 
 
+def _name(name: str | None) -> str:
+    """Skaha's session name: required, letters, digits and '-'."""
+    if name is None or not name:
+        raise Invalid("name: required")
+    if not _SKAHA_NAME.match(name) or len(name) > NAME_MAX:
+        raise Invalid(
+            f"name: {name!r} must be letters, digits and '-', at most {NAME_MAX} characters"
+        )
+    return name
+
+
+def _env(entries: list[str]) -> dict[str, str]:
+    """Repeated `env` parameters, KEY=VALUE split on the first `=`."""
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, equals, value = entry.partition("=")
+        if not equals:
+            raise Invalid(f"env: {entry!r} must be KEY=VALUE")
+        if not _ENV_NAME.match(key):
+            raise Invalid(
+                f"env: {key!r} is not a variable name (letters, digits, '_', '-' and '.', "
+                "not starting with a digit)"
+            )
+        env[key] = value
+    return env
+
+
+def _timeout(text: str | None) -> int | None:
+    """kabin's `timeout` parameter: whole seconds, or -1 for never."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise Invalid(f"timeout: {text!r} must be whole seconds, or -1") from None
+
+
 def create_manifest(
     params: Params,
     *,
@@ -183,13 +228,7 @@ def create_manifest(
     KEY=VALUE split on the first `=`. kabin's own `environment`, `drive` and `timeout`
     are accepted too.
     """
-    name = params.one("name")
-    if name is None or not name:
-        raise Invalid("name: required")
-    if not _SKAHA_NAME.match(name) or len(name) > NAME_MAX:
-        raise Invalid(
-            f"name: {name!r} must be letters, digits and '-', at most {NAME_MAX} characters"
-        )
+    name = _name(params.one("name"))
     kind = session_type(params.one("type"), default="headless") or "headless"
     image = params.one("image")
     environment = params.one("environment")
@@ -202,24 +241,8 @@ def create_manifest(
     cores = _number("cores", params.one("cores"), most=MAX_CORES)
     ram = _number("ram", params.one("ram"), most=MAX_RAM_GB)
     gpus = _number("gpus", params.one("gpus"), most=MAX_GPUS, whole=True)
-    env: dict[str, str] = {}
-    for entry in params.all("env"):
-        key, equals, value = entry.partition("=")
-        if not equals:
-            raise Invalid(f"env: {entry!r} must be KEY=VALUE")
-        if not _ENV_NAME.match(key):
-            raise Invalid(
-                f"env: {key!r} is not a variable name (letters, digits, '_', '-' and '.', "
-                "not starting with a digit)"
-            )
-        env[key] = value
-    timeout_text = params.one("timeout")
-    timeout = None
-    if timeout_text is not None:
-        try:
-            timeout = int(timeout_text)
-        except ValueError:
-            raise Invalid(f"timeout: {timeout_text!r} must be whole seconds, or -1") from None
+    env = _env(params.all("env"))
+    timeout = _timeout(params.one("timeout"))
     args = params.one("args")
     manifest = records.session_manifests(
         name=session_id,
@@ -298,22 +321,21 @@ def events_table(events: list[dict[str, Any]]) -> str:
     )
 
 
-def _allocatable(node: Mapping[str, Any], resource: str) -> Decimal:
-    amount = ((node.get("status") or {}).get("allocatable") or {}).get(resource)
-    return parse_quantity(amount) if amount is not None else Decimal(0)
-
-
 def context(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """What a session may ask for (`GET context`), from the largest schedulable node,
     within Skaha's own limits."""
-    usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable")]
-    cores = min(int(max((_allocatable(n, "cpu") for n in usable), default=Decimal(1))), MAX_CORES)
+    usable = records.schedulable(nodes)
+    cores = min(
+        int(max((records.allocatable(n, "cpu") for n in usable), default=Decimal(1))), MAX_CORES
+    )
     ram = min(
-        int(max((_allocatable(n, "memory") for n in usable), default=Decimal(2**30)) / 2**30),
+        int(
+            max((records.allocatable(n, "memory") for n in usable), default=Decimal(2**30)) / 2**30
+        ),
         MAX_RAM_GB,
     )
     gpus = min(
-        int(max((_allocatable(n, names.GPU_RESOURCE) for n in usable), default=Decimal(0))),
+        int(max((records.allocatable(n, names.GPU_RESOURCE) for n in usable), default=Decimal(0))),
         MAX_GPUS,
     )
     powers = [2**i for i in range(0, 10) if 2**i <= ram]

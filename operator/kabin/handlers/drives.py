@@ -14,52 +14,28 @@ from typing import Any
 import kopf
 
 from kabin import k8s
-from kabin import settings as settings_module
 from kabin.api import names
 from kabin.api.drive import DriveSpec, DriveStatus
-from kabin.api.meta import GROUP, Condition
-from kabin.api.names import DRIVE_LABEL, SESSION_LABEL
-from kabin.api.session import SessionSpec
-from kabin.handlers.wakeups import Wakeups
+from kabin.api.meta import GROUP
+from kabin.api.names import DRIVE_LABEL, Reason
+from kabin.handlers import runtime
 from kabin.k8s import objects
 from kabin.logic import drives, locks
 from kabin.settings import reconciles
 
-queue: Wakeups | None = None
-sessions_queue: Wakeups | None = None  # set by the sessions module, to wake waiters
-
-
-@kopf.on.startup()
-async def start(**_: Any) -> None:
-    """Start the drives' work queue."""
-    global queue
-    settings = settings_module.load()
-    queue = Wakeups(
-        reconcile,
-        resync=settings.resync_interval,
-        retry=settings.error_backoffs[0],
-        what="drive",
-        workers=settings.reconcile_workers,
-    )
-    queue.start()
-
-
-@kopf.on.cleanup()
-async def stop(**_: Any) -> None:
-    """Stop the drives' work queue."""
-    if queue is not None:
-        await queue.stop()
-
 
 @kopf.on.event(GROUP, "drives", when=lambda namespace, **_: reconciles(namespace))
-async def drive_changed(*, type: str, name: str, namespace: str | None, **_: Any) -> None:
+async def drive_changed(
+    *, type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """A Drive was created, changed or seen at start-up: queue a reconcile."""
-    if namespace is None or queue is None:
+    state = runtime.of(memo)
+    if namespace is None or state is None:
         return
     if type == "DELETED":
-        queue.forget((namespace, name))
+        state.drives.forget((namespace, name))
         return
-    queue.now((namespace, name))
+    state.drives.now((namespace, name))
 
 
 @kopf.on.event(
@@ -67,110 +43,45 @@ async def drive_changed(*, type: str, name: str, namespace: str | None, **_: Any
     labels={DRIVE_LABEL: kopf.PRESENT},
     when=lambda namespace, **_: reconciles(namespace),
 )
-async def pvc_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+async def pvc_changed(
+    *, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """A Drive's PVC was bound, resized or lost."""
-    if namespace and queue is not None:
-        queue.now((namespace, labels[DRIVE_LABEL]))
+    state = runtime.of(memo)
+    if namespace and state is not None:
+        state.drives.now((namespace, labels[DRIVE_LABEL]))
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-async def reconcile(namespace: str, name: str) -> None:
+async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     """Make one Drive's PVC match its spec, and decide who holds it."""
     api = await k8s.shared()
     raw = await objects.get_custom(api, "drives", namespace, name)
-    if raw is None:
-        return
+    if raw is None or await _ensure_finalizer(api, raw):
+        return  # gone; or the finalizer's event brings us back with the new version
     meta = raw["metadata"]
     spec = DriveSpec.model_validate(raw["spec"])
     previous = DriveStatus.model_validate(raw.get("status") or {})
     deleting = bool(meta.get("deletionTimestamp"))
-    finalizers = list(meta.get("finalizers") or [])
-    if not deleting and names.DRIVE_FINALIZER not in finalizers:
-        await objects.patch_custom(
-            api,
-            "drives",
-            namespace,
-            name,
-            {"metadata": {"finalizers": [*finalizers, names.DRIVE_FINALIZER]}},
-            resource_version=meta["resourceVersion"],
-        )
-        return  # the patch's event brings us back, with the new resourceVersion
-
-    claim = drives.claim_name(name)
-    pvc = await objects.get_pvc(api, namespace, claim)
-    if pvc is None and not deleting and previous.phase in (None, "Pending"):
-        await objects.create_pvc(
-            api, drives.build_pvc(name=name, namespace=namespace, uid=meta["uid"], spec=spec)
-        )
-        pvc = await objects.get_pvc(api, namespace, claim)
-    elif pvc is not None and not deleting:
-        patch = drives.pvc_changes(pvc, name=name, uid=meta["uid"], spec=spec)
-        if patch:
-            await objects.patch_pvc(api, namespace, claim, patch)
+    pvc = await _sync_pvc(api, raw, spec, previous)
 
     # Who wants the drive, and whose pods can still write to it.
     sessions = await objects.list_custom(api, "sessions", namespace)
     pods = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
-    phases: dict[str, list[str]] = {}
-    for pod in pods:
-        phases.setdefault(pod["metadata"]["labels"][SESSION_LABEL], []).append(
-            pod.get("status", {}).get("phase") or "Pending"
-        )
-    claimants = []
-    for session in sessions:
-        try:
-            session_spec = SessionSpec.model_validate(session["spec"])
-        except ValueError:
-            continue
-        if drives.drive_of(session_spec) != name:
-            continue
-        session_name = session["metadata"]["name"]
-        wants = not session["metadata"].get("deletionTimestamp") and (
-            session.get("status", {}).get("phase") not in locks.DONE_PHASES
-        )
-        claimants.append(
-            locks.Claimant(
-                name=session_name,
-                created=_time(session["metadata"]["creationTimestamp"]),
-                wants=bool(wants) and not deleting,
-                pod_phases=tuple(phases.get(session_name, [])),
-            )
-        )
+    claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting)
     holder = previous.holder
     orphan = holder is not None and any(
         p not in locks.FINISHED for p in phases.get(holder.session, [])
     )
-    decision = locks.decide(
-        holder=holder, claimants=claimants, orphan_writing=orphan, now=datetime.now(UTC)
-    )
-
-    conditions = None
-    if deleting and decision.holder is not None:
-        conditions = [
-            Condition(
-                type="DeletionBlocked",
-                status="True",
-                reason="DriveInUse",
-                message=f'deletion waits for session "{decision.holder.session}" '
-                "to release the drive",
-                last_transition_time=datetime.now(UTC),
-                observed_generation=meta.get("generation"),
-            )
-        ]
-        before = next((c for c in previous.conditions or [] if c.type == "DeletionBlocked"), None)
-        if before is not None and before.message == conditions[0].message:
-            conditions = [before]
-    status = DriveStatus(
-        phase=drives.phase(pvc=pvc, holder=decision.holder, was=previous.phase),
-        claim_name=claim,
-        capacity=(pvc or {}).get("status", {}).get("capacity", {}).get("storage"),
-        holder=decision.holder,
-        waiting=decision.waiting or None,
-        conditions=conditions,
-        observed_generation=meta.get("generation"),
+    now = datetime.now(UTC)
+    decision = locks.decide(holder=holder, claimants=claimants, orphan_writing=orphan, now=now)
+    status = drives.status_of(
+        name=name,
+        pvc=pvc,
+        decision=decision,
+        previous=previous,
+        deleting=deleting,
+        generation=meta.get("generation"),
+        now=now,
     )
     new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
@@ -189,33 +100,70 @@ async def reconcile(namespace: str, name: str) -> None:
         decision.holder.session if decision.holder else None
     )
     if changed_hands:
-        if decision.released:
-            await objects.post_event(
-                api,
-                raw,
-                "Normal",
-                "Released",
-                f'session "{decision.released}" released the drive',
-            )
-        if decision.holder:
-            await objects.post_event(
-                api,
-                raw,
-                "Normal",
-                "Granted",
-                f'granted to session "{decision.holder.session}"',
-            )
-    if sessions_queue is not None and (changed_hands or new.get("waiting") != old.get("waiting")):
+        await _announce(api, raw, decision)
+    if changed_hands or new.get("waiting") != old.get("waiting"):
         for claimant in claimants:
-            sessions_queue.now((namespace, claimant.name))
-
+            state.sessions.now((namespace, claimant.name))
     if deleting and decision.holder is None:
-        if spec.reclaim_policy == "Delete":
-            await objects.delete_pvc(api, namespace, claim)
-        await objects.patch_custom(
-            api,
-            "drives",
-            namespace,
-            name,
-            {"metadata": {"finalizers": [f for f in finalizers if f != names.DRIVE_FINALIZER]}},
-        )
+        await _finish_deletion(api, raw, spec)
+
+
+async def _ensure_finalizer(api: Any, raw: dict[str, Any]) -> bool:
+    """Add the drive-lock finalizer to a live Drive that lacks it; True if it did."""
+    meta = raw["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if meta.get("deletionTimestamp") or names.DRIVE_FINALIZER in finalizers:
+        return False
+    await objects.patch_custom(
+        api,
+        "drives",
+        meta["namespace"],
+        meta["name"],
+        {"metadata": {"finalizers": [*finalizers, names.DRIVE_FINALIZER]}},
+        resource_version=meta["resourceVersion"],
+    )
+    return True
+
+
+async def _sync_pvc(
+    api: Any, raw: dict[str, Any], spec: DriveSpec, previous: DriveStatus
+) -> dict[str, Any] | None:
+    """Make the Drive's PVC (once), and grow or re-own it as the spec says."""
+    meta = raw["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    claim = drives.claim_name(name)
+    pvc = await objects.get_pvc(api, namespace, claim)
+    if meta.get("deletionTimestamp"):
+        return pvc
+    if pvc is None and previous.phase in (None, "Pending"):
+        made = drives.build_pvc(name=name, namespace=namespace, uid=meta["uid"], spec=spec)
+        await objects.create_pvc(api, made)
+        return await objects.get_pvc(api, namespace, claim)
+    if pvc is not None:
+        patch = drives.pvc_changes(pvc, name=name, uid=meta["uid"], spec=spec)
+        if patch:
+            await objects.patch_pvc(api, namespace, claim, patch)
+    return pvc
+
+
+async def _announce(api: Any, raw: dict[str, Any], decision: locks.Decision) -> None:
+    """Events for a drive changing hands."""
+    if decision.released:
+        message = f'session "{decision.released}" released the drive'
+        await objects.post_event(api, raw, "Normal", Reason.RELEASED, message)
+    if decision.holder:
+        message = f'granted to session "{decision.holder.session}"'
+        await objects.post_event(api, raw, "Normal", Reason.GRANTED, message)
+
+
+async def _finish_deletion(api: Any, raw: dict[str, Any], spec: DriveSpec) -> None:
+    """A deleted Drive nobody holds: delete its data if its policy says so, then let it
+    go (remove the finalizer)."""
+    meta = raw["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if spec.reclaim_policy == "Delete":
+        await objects.delete_pvc(api, namespace, drives.claim_name(name))
+    finalizers = [f for f in meta.get("finalizers") or [] if f != names.DRIVE_FINALIZER]
+    await objects.patch_custom(
+        api, "drives", namespace, name, {"metadata": {"finalizers": finalizers}}
+    )

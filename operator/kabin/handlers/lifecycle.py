@@ -1,17 +1,26 @@
-"""Operator start-up: applies `OperatorSettings` to kopf's own settings."""
+"""Operator start-up and shutdown: reads the settings once, tunes kopf with them,
+starts the metrics endpoint and the work queues of sessions and drives, and keeps
+them in kopf's memo for every handler (`kabin.handlers.runtime`)."""
 
+import functools
 import logging
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from kabin import settings as settings_module
+from kabin.handlers import drives, runtime, sessions
+from kabin.handlers.workqueue import WorkQueue
 
 
 @kopf.on.startup()
-async def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
-    """Tune kopf from kabin's settings before any watch starts."""
-    ours = settings_module.load()
+async def configure(
+    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Read kabin's settings, tune kopf with them before any watch starts, and start
+    the work queues."""
+    ours = settings_module.current()
     # One operator process per cluster for now; peering needs its own CRDs.
     settings.peering.standalone = True
     settings.networking.error_backoffs = ours.error_backoffs
@@ -20,3 +29,27 @@ async def configure(*, settings: kopf.OperatorSettings, logger: kopf.Logger, **_
     # per-handler chatter would drown it.
     settings.posting.level = logging.WARNING
     logger.info("kabin operator configured: %s", ours.model_dump())
+    if ours.metrics_port:
+        start_http_server(ours.metrics_port)
+        logger.info("Metrics at :%d/metrics", ours.metrics_port)
+    state = runtime.Runtime(settings=ours)
+    for kind, reconcile in (("session", sessions.reconcile), ("drive", drives.reconcile)):
+        queue = WorkQueue(
+            functools.partial(reconcile, state),
+            resync=ours.resync_interval,
+            retry=ours.error_backoffs[0],
+            what=kind,
+            workers=ours.reconcile_workers,
+        )
+        setattr(state, f"{kind}s", queue)
+        queue.start()
+    runtime.keep(memo, state)
+
+
+@kopf.on.cleanup()
+async def stop(*, memo: kopf.Memo, **_: Any) -> None:
+    """Stop the work queues."""
+    state = runtime.of(memo)
+    if state is not None:
+        await state.sessions.stop()
+        await state.drives.stop()

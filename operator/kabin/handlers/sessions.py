@@ -4,7 +4,7 @@ Any event of a Session or of one of its pods, a deadline, or the periodic
 resync leads to the same `reconcile`: read everything fresh, compute the
 desired children and the status in `kabin.logic`, make the cluster match
 (creates that may repeat, deletes that may find nothing), and write the status
-only when it differs. Reconciles of one session never overlap (the work queue in `wakeups`).
+only when it differs. Reconciles of one session never overlap (the work queue in `workqueue`).
 """
 
 from __future__ import annotations
@@ -12,21 +12,18 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from kabin import k8s
-from kabin import settings as settings_module
 from kabin.api import names
-from kabin.api.drive import DriveStatus
-from kabin.api.meta import API_VERSION, GROUP
-from kabin.api.names import DISPLAY_NAME_ANNOTATION, RENEW_ANNOTATION
+from kabin.api.meta import GROUP, parse_time
+from kabin.api.names import RENEW_ANNOTATION, Reason
 from kabin.api.session import SessionSpec, SessionStatus
-from kabin.handlers import drives, metrics
-from kabin.handlers.wakeups import Key, Wakeups
+from kabin.handlers import metrics, runtime
 from kabin.k8s import objects
 from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
@@ -34,53 +31,27 @@ from kabin.logic import pod as pod_builder
 from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings, reconciles
 
-_wakeups: Wakeups | None = None
-
-
-@kopf.on.startup()
-async def start(*, logger: kopf.Logger, **_: Any) -> None:
-    """Start the work queue and, if asked, the metrics endpoint."""
-    global _wakeups
-    settings = settings_module.load()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-        logger.info("Metrics at :%d/metrics", settings.metrics_port)
-    _wakeups = Wakeups(
-        reconcile,
-        resync=settings.resync_interval,
-        retry=settings.error_backoffs[0],
-        what="session",
-        workers=settings.reconcile_workers,
-    )
-    _wakeups.start()
-    drives.sessions_queue = _wakeups
-
-
-@kopf.on.cleanup()
-async def stop(**_: Any) -> None:
-    """Stop the work queue."""
-    if _wakeups is not None:
-        await _wakeups.stop()
-
 
 @kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))
 async def session_changed(
-    *, type: str, name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+    *, type: str, name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any
 ) -> None:
     """A Session was created, changed or seen at start-up: queue a reconcile.
 
     Async (though it awaits nothing) so that kopf runs it in the event loop, not a thread.
     """
-    if namespace is None or _wakeups is None:
+    state = runtime.of(memo)
+    if namespace is None or state is None:
         return
     if type == "DELETED":
-        _forget((namespace, name))
+        metrics.observe_phase((namespace, name), None, "")
+        state.sessions.forget((namespace, name))
         with contextlib.suppress(ValueError):
             drive = logic_drives.drive_of(SessionSpec.model_validate(dict(spec)))
-            if drive and drives.queue is not None:
-                drives.queue.now((namespace, drive))
+            if drive:
+                state.drives.now((namespace, drive))
         return
-    _wakeups.now((namespace, name))
+    state.sessions.now((namespace, name))
 
 
 @kopf.on.event(
@@ -94,120 +65,143 @@ async def session_changed(
     labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
     when=lambda namespace, **_: reconciles(namespace),
 )
-async def child_changed(*, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+async def child_changed(
+    *, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """One of a Session's pods changed, or its agent renewed its activity Lease: its
     status (and its expiry) may have moved."""
+    state = runtime.of(memo)
+    if namespace is None or state is None:
+        return
     session = labels.get(names.SESSION_LABEL)
-    if session and namespace and _wakeups is not None:
-        _wakeups.now((namespace, session))
+    if session:
+        state.sessions.now((namespace, session))
     drive = labels.get(names.DRIVE_LABEL)
-    if drive and namespace and drives.queue is not None:
+    if drive:
         # A pod of a deleted session still holds its drive until it is gone.
-        drives.queue.now((namespace, drive))
+        state.drives.now((namespace, drive))
 
 
-def _forget(key: Key) -> None:
-    metrics.observe_phase(key, None, "")
-    if _wakeups is not None:
-        _wakeups.forget(key)
-
-
-def _replica(pod: dict[str, Any]) -> int:
-    return int(pod["metadata"]["labels"].get(names.REPLICA_LABEL, "0"))
-
-
-async def reconcile(namespace: str, name: str) -> None:
+async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     """Make one Session's children and status match its spec. Safe to repeat; the work
     queue never runs two for one session at once."""
     started = time.monotonic()
-    session_type = await _reconcile(namespace, name)
+    session_type = await _reconcile(state, namespace, name)
     if session_type is not None:
         metrics.RECONCILE.labels(session_type).observe(time.monotonic() - started)
 
 
-async def _reconcile(namespace: str, name: str) -> str | None:
-    settings = settings_module.current()
+@dataclass(frozen=True)
+class _Session:
+    """One Session being reconciled: what was read of it, and where it lives."""
+
+    api: Any
+    raw: dict[str, Any]
+    spec: SessionSpec
+    owner: resolve.Owner
+    resolved: resolve.Resolved
+    settings: OperatorSettings
+    drive: status.DriveView | None
+
+    @property
+    def interactive(self) -> bool:
+        return self.spec.type != "headless"
+
+    @property
+    def deleting(self) -> bool:
+        return bool(self.raw["metadata"].get("deletionTimestamp"))
+
+
+async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str | None:
     api = await k8s.shared()
     raw = await objects.get_session(api, namespace, name)
     if raw is None:
-        _forget((namespace, name))
+        metrics.observe_phase((namespace, name), None, "")
+        state.sessions.forget((namespace, name))
         return None
-    meta = raw["metadata"]
     spec = SessionSpec.model_validate(raw["spec"])
     previous = SessionStatus.model_validate(raw.get("status") or {})
     env = await k8s.get_environment(api, spec.environment) if spec.environment else None
     if spec.environment and env is None and not previous.phase:
-        await objects.post_event(
-            api,
-            raw,
-            "Warning",
-            "EnvironmentNotFound",
-            f'EnvironmentConfig "{spec.environment}" does not exist',
-        )
+        message = f'EnvironmentConfig "{spec.environment}" does not exist'
+        await objects.post_event(api, raw, "Warning", Reason.ENVIRONMENT_NOT_FOUND, message)
         return spec.type
-    owner = resolve.Owner(name, namespace, meta["uid"], spec.user or "")
-    resolved = resolve.resolve(spec, env.spec if env else None)
-    selector = resolve.selector(owner)
-    deleting = bool(meta.get("deletionTimestamp"))
-    drive = await _drive(api, namespace, name, spec, settings)
-    interactive = spec.type != "headless"
-
-    async def observe(
-        previous: SessionStatus,
-    ) -> tuple[status.Outcome, list[dict[str, Any]], bool]:
-        lease = await objects.get_lease(api, namespace, name) if interactive else None
-        pods = await objects.list_owned(api, "Pod", namespace, selector)
-        services = (
-            await objects.list_owned(api, "Service", namespace, selector) if interactive else []
-        )
-        observed = status.Observed(
-            spec=spec,
-            owner=owner,
-            resolved=resolved,
-            generation=meta.get("generation", 0),
-            previous=previous,
-            pods=pods,
-            services={s["metadata"]["name"]: s for s in services},
-            deleting=deleting,
-            renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
-            drive=drive,
-            activity=activity.from_lease(lease),
-        )
-        outcome = status.compute(
-            observed,
-            now=datetime.now(UTC),
-            settings=status.Settings(
-                host=settings.ingress_host,
-                ssh_host=settings.ssh_host or settings.ingress_host,
-                image_pull_grace=settings.image_pull_grace,
-                expiring_soon=settings.expiring_soon,
-            ),
-        )
-        return outcome, pods, interactive and lease is None
-
-    outcome, pods, no_lease = await observe(previous)
-    if not deleting and await _converge(
-        api, raw, spec, owner, resolved, outcome, settings, drive, pods, no_lease
-    ):
+    session = _Session(
+        api=api,
+        raw=raw,
+        spec=spec,
+        owner=resolve.Owner(name, namespace, raw["metadata"]["uid"], spec.user or ""),
+        resolved=resolve.resolve(spec, env.spec if env else None),
+        settings=state.settings,
+        drive=await _drive(api, namespace, name, spec, state.settings),
+    )
+    seen = await _observe(session, previous)
+    if not session.deleting and await _converge(session, seen):
         # What we just did is part of the status; what we decided (a terminal phase) stays.
-        outcome, _, _ = await observe(outcome.status)
+        seen = await _observe(session, seen.outcome.status)
+    outcome = seen.outcome
 
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
     if new != old:
-        await objects.patch_session_status(
-            api, namespace, name, {**{k: None for k in old if k not in new}, **new}
-        )
+        patch = {"status": {**{k: None for k in old if k not in new}, **new}}
+        await objects.patch_custom(api, "sessions", namespace, name, patch, status=True)
     for event in status.transitions(previous, outcome.status):
         await objects.post_event(api, raw, event.type, event.reason, event.message)
     _record(raw, spec, previous, outcome.status)
-    if _wakeups is not None:
-        _wakeups.at((namespace, name), outcome.wake_at)
-    if drive is not None and new != old and drives.queue is not None:
+    state.sessions.at((namespace, name), outcome.wake_at)
+    if session.drive is not None and new != old:
         # The session moved (waiting, running, finished): the drive decides who holds it
         # next. Pod events of a deleted session reach the drive directly.
-        drives.queue.now((namespace, drive.name))
+        state.drives.now((namespace, session.drive.name))
     return spec.type
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one look at a session's children found, and the status computed from it."""
+
+    outcome: status.Outcome
+    pods: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+    no_lease: bool  # an interactive session whose activity Lease is missing
+
+
+async def _observe(session: _Session, previous: SessionStatus) -> _Seen:
+    """Read the session's pods, Services and activity Lease, and compute its status."""
+    api, owner, settings = session.api, session.owner, session.settings
+    meta = session.raw["metadata"]
+    selector = resolve.selector(owner)
+    interactive = session.interactive
+    lease = await objects.get_lease(api, owner.namespace, owner.name) if interactive else None
+    pods = await objects.list_owned(api, "Pod", owner.namespace, selector)
+    services = (
+        await objects.list_owned(api, "Service", owner.namespace, selector) if interactive else []
+    )
+    observed = status.Observed(
+        spec=session.spec,
+        owner=owner,
+        resolved=session.resolved,
+        generation=meta.get("generation", 0),
+        previous=previous,
+        pods=pods,
+        services={s["metadata"]["name"]: s for s in services},
+        deleting=session.deleting,
+        renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
+        drive=session.drive,
+        activity=activity.from_lease(lease),
+    )
+    outcome = status.compute(
+        observed,
+        now=datetime.now(UTC),
+        settings=status.StatusSettings(
+            host=settings.ingress_host,
+            ssh_host=settings.ssh_host or settings.ingress_host,
+            image_pull_grace=settings.image_pull_grace,
+            expiring_soon=settings.expiring_soon,
+        ),
+    )
+    return _Seen(outcome, pods, services, interactive and lease is None)
 
 
 async def _drive(
@@ -219,132 +213,131 @@ async def _drive(
         return None
     raw = await objects.get_custom(api, "drives", namespace, drive_name)
     if raw is None and not spec.drive and spec.user:
-        await objects.create_custom(
-            api,
-            "drives",
-            {
-                "apiVersion": API_VERSION,
-                "kind": "Drive",
-                "metadata": {
-                    "name": drive_name,
-                    "namespace": namespace,
-                    "annotations": {DISPLAY_NAME_ANNOTATION: f"{spec.user}'s default drive"},
-                },
-                "spec": {
-                    "size": settings.default_drive_size,
-                    "access": "private",
-                    "owner": spec.user,
-                },
-            },
+        made = logic_drives.default_drive(
+            namespace=namespace, user=spec.user, size=settings.default_drive_size
         )
+        await objects.create_custom(api, "drives", made)
         raw = await objects.get_custom(api, "drives", namespace, drive_name)
-    if raw is None:
-        return status.DriveView(
-            drive_name, False, "DriveNotFound", f'Drive "{drive_name}" does not exist'
-        )
-    held = DriveStatus.model_validate(raw.get("status") or {})
-    if held.holder is not None and held.holder.session == name:
-        return status.DriveView(drive_name, True)
-    if held.holder is not None:
-        return status.DriveView(
-            drive_name,
-            False,
-            "DriveInUse",
-            f'Drive "{drive_name}" is held by session "{held.holder.session}"',
-        )
-    return status.DriveView(
-        drive_name, False, "Waiting", f'waiting to be granted Drive "{drive_name}"'
-    )
+    return logic_drives.view(drive_name, session=name, drive=raw)
 
 
-async def _converge(
-    api: Any,
-    raw: dict[str, Any],
-    spec: SessionSpec,
-    owner: resolve.Owner,
-    resolved: resolve.Resolved,
-    outcome: status.Outcome,
-    settings: OperatorSettings,
-    drive: status.DriveView | None,
-    pods: list[dict[str, Any]],
-    no_lease: bool = False,
-) -> bool:
+async def _converge(session: _Session, seen: _Seen) -> bool:
     """Create and delete children (given the pods just observed) so they match the spec;
     True if anything changed."""
-    phase = outcome.status.phase
-    existing = {_replica(p): p for p in pods}
-    changed = False
+    phase, spec, pods = seen.outcome.status.phase, session.spec, seen.pods
     if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
-        # Free the resources; finished headless pods stay for their logs.
-        for pod in pods:
-            if not pod["metadata"].get("deletionTimestamp"):
-                changed |= await objects.delete_pod(api, owner.namespace, pod["metadata"]["name"])
-        return changed
+        return await _free(session, pods)  # finished headless pods stay for their logs
     if phase in status.TERMINAL:
         return False
-    if drive is not None and not drive.granted and not existing:
+    existing = {resolve.replica_of(p): p for p in pods}
+    if session.drive is not None and not session.drive.granted and not existing:
         return False  # its pods start once the drive is granted to it
+    missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
+    if missing or seen.no_lease:
+        await _agent_access(session)
+    created = await _create_pods(session, missing)
+    removed = await _remove_extra_pods(session, existing)
+    if existing and (created or removed):
+        await objects.post_event(
+            session.api,
+            session.raw,
+            "Normal",
+            Reason.SCALED,
+            f"scaled to {spec.replicas} replicas "
+            f"(added {created or 'none'}, removed {removed or 'none'})",
+        )
+    await _network(session, seen.services)
+    return bool(created or removed)
+
+
+async def _free(session: _Session, pods: list[dict[str, Any]]) -> bool:
+    """Delete the pods of a session that ended, freeing their resources."""
+    changed = False
+    for pod in pods:
+        if not pod["metadata"].get("deletionTimestamp"):
+            name = pod["metadata"]["name"]
+            changed |= await objects.delete_pod(session.api, session.owner.namespace, name)
+    return changed
+
+
+async def _agent_access(session: _Session) -> None:
+    """The agents' ServiceAccount, Role (naming every pod) and Lease, before the pods:
+    admission refuses a pod whose ServiceAccount does not exist. A Lease deleted by
+    someone, or missing for pods made before kabin had agents, is made again."""
+    owner, spec, resolved = session.owner, session.spec, session.resolved
+    for obj in agent.build_agent_access(owner, spec):
+        await objects.apply(session.api, obj)
+    if spec.type != "headless" and agent.jupyter_token_secret(owner, resolved):
+        # Made once, with a random token; a repeat finds it and keeps it.
+        token = agent.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
+        await objects.create_secret(session.api, token)
+
+
+async def _create_pods(session: _Session, replicas: list[int]) -> list[int]:
+    """Create the missing replicas' pods; the replicas created."""
+    drive, settings = session.drive, session.settings
     mount = (drive.name, claim_name(drive.name)) if drive is not None else None
     sidecar = agent.AgentConfig(
         image=settings.agent_image, renew_interval=settings.activity_interval
     )
-
     created = []
-    missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
-    if missing or no_lease:
-        # The agents' ServiceAccount, Role (naming every pod) and Lease come first:
-        # admission refuses a pod whose ServiceAccount does not exist. A Lease deleted
-        # by someone, or missing for pods made before kabin had agents, is made again.
-        for obj in agent.build_agent_access(owner, spec):
-            await objects.apply(api, obj)
-        if spec.type != "headless" and agent.jupyter_token_secret(owner, resolved):
-            # Made once, with a random token; a repeat finds it and keeps it.
-            token = agent.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
-            await objects.create_secret(api, token)
-    for replica in missing:
+    for replica in replicas:
         pod = pod_builder.build_pod(
-            owner=owner,
-            spec=spec,
-            resolved=resolved,
+            owner=session.owner,
+            spec=session.spec,
+            resolved=session.resolved,
             replica=replica,
-            replicas=spec.replicas,
+            replicas=session.spec.replicas,
             drive=mount,
             agent=sidecar,
         )
-        if await objects.create_pod(api, pod):
+        if await objects.create_pod(session.api, pod):
             created.append(replica)
+    return created
+
+
+async def _remove_extra_pods(session: _Session, existing: dict[int, dict[str, Any]]) -> list[int]:
+    """Scale down from the highest replica; the replicas removed."""
     removed = []
-    for replica in sorted(existing, reverse=True):  # scale down from the highest
+    for replica in sorted(existing, reverse=True):
         pod = existing[replica]
         if (
-            replica > spec.replicas
+            replica > session.spec.replicas
             and not pod["metadata"].get("deletionTimestamp")
-            and await objects.delete_pod(api, owner.namespace, pod["metadata"]["name"])
+            and await objects.delete_pod(
+                session.api, session.owner.namespace, pod["metadata"]["name"]
+            )
         ):
             removed.append(replica)
-    if existing and (created or removed):
-        await objects.post_event(
-            api,
-            raw,
-            "Normal",
-            "Scaled",
-            f"scaled to {spec.replicas} replicas "
-            f"(added {created or 'none'}, removed {removed or 'none'})",
-        )
+    return removed
 
+
+async def _network(session: _Session, services: list[dict[str, Any]]) -> None:
+    """Apply the Services and Ingress the session's interfaces need, and delete the ones
+    it had but no longer needs (an interface removed from its environment)."""
+    owner, settings = session.owner, session.settings
     wanted = network.build_services(
-        owner=owner, spec=spec, resolved=resolved, ssh_service_type=settings.ssh_service_type
+        owner=owner,
+        spec=session.spec,
+        resolved=session.resolved,
+        ssh_service_type=settings.ssh_service_type,
     )
     ingress = network.build_ingress(
         owner=owner,
-        spec=spec,
-        resolved=resolved,
+        spec=session.spec,
+        resolved=session.resolved,
         host=settings.ingress_host,
         ingress_class=settings.ingress_class,
     )
     for obj in [*wanted, *([ingress] if ingress else [])]:
-        await objects.apply(api, obj)
-    return bool(created or removed)
+        await objects.apply(session.api, obj)
+    kept = {s["metadata"]["name"] for s in wanted}
+    for service in services:
+        name = service["metadata"]["name"]
+        if name not in kept:
+            await objects.delete_owned(session.api, "Service", owner.namespace, name)
+            if name == owner.name and ingress is None:  # the http Service's Ingress
+                await objects.delete_owned(session.api, "Ingress", owner.namespace, name)
 
 
 def _record(
@@ -357,9 +350,7 @@ def _record(
     was_ready = any(c.type == "Ready" and c.status == "True" for c in previous.conditions or [])
     is_ready = any(c.type == "Ready" and c.status == "True" for c in current.conditions or [])
     if is_ready and not was_ready:
-        created = datetime.fromisoformat(
-            raw["metadata"]["creationTimestamp"].replace("Z", "+00:00")
-        )
+        created = parse_time(raw["metadata"]["creationTimestamp"])
         metrics.TIME_TO_READY.labels(spec.type).observe(
             (datetime.now(UTC) - created).total_seconds()
         )

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.api.meta import GROUP, VERSION
@@ -85,16 +85,6 @@ async def _read(call: Any, *args: Any) -> dict[str, Any] | None:
 async def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """The Session as stored, or None once it is gone."""
     return await get_custom(api, "sessions", namespace, name)
-
-
-async def patch_session_status(
-    api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]
-) -> None:
-    """Merge-patch the Session's status (None values remove fields)."""
-    custom: Any = client.CustomObjectsApi(api)  # its stub lacks _content_type; the code has it
-    await custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, "sessions", name, {"status": status}, _content_type=MERGE
-    )
 
 
 async def list_owned(
@@ -333,24 +323,12 @@ async def watch_custom(
 
     Ends early when the object is deleted (after yielding nothing for the delete).
     """
-    from kubernetes_asyncio import watch
-
-    custom = client.CustomObjectsApi(api)
-    stream = watch.Watch().stream(
-        custom.list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        plural,
-        field_selector=f"metadata.name={name}",
-        timeout_seconds=max(1, int(seconds)),
-    )
-    async with stream:
-        async for event in stream:
-            if event["type"] == "DELETED":
-                return
-            if event["type"] in ("ADDED", "MODIFIED"):
-                yield event["object"]
+    async for kind, obj in watch_namespace(
+        api, plural, namespace, seconds=max(1, int(seconds)), name=name
+    ):
+        if kind == "DELETED":
+            return
+        yield obj
 
 
 async def list_nodes(api: client.ApiClient) -> list[dict[str, Any]]:
@@ -456,22 +434,25 @@ async def list_custom_versioned(
 
 
 async def watch_namespace(
-    api: client.ApiClient, plural: str, namespace: str, *, since: str, seconds: int
+    api: client.ApiClient,
+    plural: str,
+    namespace: str,
+    *,
+    seconds: int,
+    since: str | None = None,
+    name: str | None = None,
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(ADDED|MODIFIED|DELETED, object) for each change of a kind in a namespace after
-    `since`, for at most `seconds`. A 410 Gone (too old a version) raises ApiException."""
-    from kubernetes_asyncio import watch
-
+    """(ADDED|MODIFIED|DELETED, object) for each change of a kind in a namespace (of one
+    object, with `name`) after `since` (from the current state without it), for at most
+    `seconds`. A 410 Gone (too old a version) raises ApiException."""
     custom = client.CustomObjectsApi(api)
+    options: dict[str, Any] = {"timeout_seconds": seconds}
+    if since is not None:
+        options["resource_version"] = since
+    if name is not None:
+        options["field_selector"] = f"metadata.name={name}"
     stream = watch.Watch().stream(
-        custom.list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        plural,
-        resource_version=since,
-        allow_watch_bookmarks=False,
-        timeout_seconds=seconds,
+        custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **options
     )
     async with stream:
         async for event in stream:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kabin.api.meta import parse_time
 from kabin.api.names import ACTIVITY_SOURCE_ANNOTATION, USAGE_ANNOTATION
 
 # /proc/net/tcp state codes (include/net/tcp_states.h).
@@ -36,9 +37,7 @@ def established_connections(proc_net_tcp: str, port: int) -> int:
 
 
 def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parse_time(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def process_times(stat: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Usage:
+class Measured:
     """Resources the session uses now, as `status.usage` reports them."""
 
     cpu_cores: float
@@ -153,7 +152,7 @@ class Reporter:
     pending: Seen | None = None
     reported: datetime | None = None
     written: datetime | None = None
-    usage: Usage | None = None  # as last reported
+    usage: Measured | None = None  # as last reported
     usage_written: datetime | None = None
 
     def activity(self, seen: list[Seen], now: datetime) -> Seen | None:
@@ -181,7 +180,7 @@ class Reporter:
         """`seen` is in the Lease now."""
         self.reported, self.written, self.pending = seen.last, now, None
 
-    def usage_report(self, usage: Usage, now: datetime) -> dict[str, Any] | None:
+    def usage_report(self, usage: Measured, now: datetime) -> dict[str, Any] | None:
         """The usage to write now: when it moved by more than a step (0.25 cores, 128Mi,
         10 % of GPU) since the last report, at most once per `usage_interval`; a value
         sitting on a rounding boundary does not flip back and forth."""
@@ -196,7 +195,7 @@ class Reporter:
         return usage.report()
 
 
-def _moved(before: Usage, now: Usage) -> bool:
+def _moved(before: Measured, now: Measured) -> bool:
     mib = 1 << 20
     steps = [
         abs(now.cpu_cores - before.cpu_cores) >= 0.25,

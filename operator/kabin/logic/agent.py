@@ -25,6 +25,31 @@ AGENT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 JUPYTER_TOKEN = "JUPYTER_TOKEN"
 
 
+TOKEN_VOLUME: dict[str, Any] = {
+    "name": "kabin-agent-token",
+    "projected": {
+        "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+            {
+                "configMap": {
+                    "name": "kube-root-ca.crt",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {
+                "downwardAPI": {
+                    "items": [
+                        {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                    ]
+                }
+            },
+        ]
+    },
+}
+"""The agent's token of the session's agent ServiceAccount, with the cluster's CA and
+the namespace, where client libraries look for them; only the agent mounts it."""
+
+
 def jupyter_token_secret(owner: Owner, resolved: Resolved) -> str | None:
     """The Secret holding the token kabin makes for a session's Jupyter server, which the
     server and the agent both read; None when there is no Jupyter or the environment sets
@@ -106,32 +131,7 @@ def add_agent(
     )
     pod_spec["shareProcessNamespace"] = True
     pod_spec["serviceAccountName"] = agent_name(owner)
-    pod_spec.setdefault("volumes", []).append(
-        {
-            "name": "kabin-agent-token",
-            "projected": {
-                "sources": [
-                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
-                    {
-                        "configMap": {
-                            "name": "kube-root-ca.crt",
-                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                        }
-                    },
-                    {
-                        "downwardAPI": {
-                            "items": [
-                                {
-                                    "path": "namespace",
-                                    "fieldRef": {"fieldPath": "metadata.namespace"},
-                                }
-                            ]
-                        }
-                    },
-                ]
-            },
-        }
-    )
+    pod_spec.setdefault("volumes", []).append(TOKEN_VOLUME)
 
 
 def _probe(

@@ -4,12 +4,24 @@ drive), a Drive's PVC and its status, built from its spec and what is observed."
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
-from kabin.api.drive import DrivePhase, DriveSpec, Hold
-from kabin.api.meta import API_VERSION, parse_quantity
-from kabin.api.names import DRIVE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from kabin.api.drive import DrivePhase, DriveSpec, DriveStatus, Hold
+from kabin.api.meta import API_VERSION, Condition, parse_quantity, parse_time
+from kabin.api.names import (
+    DELETION_BLOCKED,
+    DISPLAY_NAME_ANNOTATION,
+    DRIVE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SESSION_LABEL,
+    Reason,
+)
 from kabin.api.session import SessionSpec
+from kabin.logic import locks
+from kabin.logic.locks import Decision
+from kabin.logic.status.model import DriveView
 
 
 def drive_of(spec: SessionSpec) -> str | None:
@@ -95,3 +107,103 @@ def phase(*, pvc: dict[str, Any] | None, holder: Hold | None, was: str | None) -
     if pvc.get("status", {}).get("phase") != "Bound":
         return "Pending"
     return "InUse" if holder is not None else "Available"
+
+
+def status_of(
+    *,
+    name: str,
+    pvc: dict[str, Any] | None,
+    decision: Decision,
+    previous: DriveStatus,
+    deleting: bool,
+    generation: int | None,
+    now: datetime,
+) -> DriveStatus:
+    """A Drive's status: phase, claim, capacity, holder, queue, and DeletionBlocked
+    while a session still holds a deleted drive."""
+    conditions = None
+    if deleting and decision.holder is not None:
+        message = f'deletion waits for session "{decision.holder.session}" to release the drive'
+        before = next((c for c in previous.conditions or [] if c.type == DELETION_BLOCKED), None)
+        conditions = [
+            before
+            if before is not None and before.message == message
+            else Condition(
+                type=DELETION_BLOCKED,
+                status="True",
+                reason=Reason.DRIVE_IN_USE,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        ]
+    return DriveStatus(
+        phase=phase(pvc=pvc, holder=decision.holder, was=previous.phase),
+        claim_name=claim_name(name),
+        capacity=(pvc or {}).get("status", {}).get("capacity", {}).get("storage"),
+        holder=decision.holder,
+        waiting=decision.waiting or None,
+        conditions=conditions,
+        observed_generation=generation,
+    )
+
+
+def claimants(
+    sessions: list[dict[str, Any]], pods: list[dict[str, Any]], *, drive: str, deleting: bool
+) -> tuple[list[locks.Claimant], dict[str, list[str]]]:
+    """The sessions that use `drive` (wanting it unless they are done or the drive is
+    being deleted), and the phases of the pods mounting it, by session."""
+    phases: dict[str, list[str]] = {}
+    for pod in pods:
+        phases.setdefault(pod["metadata"]["labels"][SESSION_LABEL], []).append(
+            pod.get("status", {}).get("phase") or "Pending"
+        )
+    found = []
+    for session in sessions:
+        try:
+            spec = SessionSpec.model_validate(session["spec"])
+        except ValueError:
+            continue
+        if drive_of(spec) != drive:
+            continue
+        meta = session["metadata"]
+        wants = not meta.get("deletionTimestamp") and (
+            session.get("status", {}).get("phase") not in locks.DONE_PHASES
+        )
+        found.append(
+            locks.Claimant(
+                name=meta["name"],
+                created=parse_time(meta["creationTimestamp"]),
+                wants=bool(wants) and not deleting,
+                pod_phases=tuple(phases.get(meta["name"], [])),
+            )
+        )
+    return found, phases
+
+
+def default_drive(*, namespace: str, user: str, size: str) -> dict[str, Any]:
+    """The Drive made for a user the first time a session of theirs needs one."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Drive",
+        "metadata": {
+            "name": default_drive_name(user),
+            "namespace": namespace,
+            "annotations": {DISPLAY_NAME_ANNOTATION: f"{user}'s default drive"},
+        },
+        "spec": {"size": size, "access": "private", "owner": user},
+    }
+
+
+def view(name: str, *, session: str, drive: dict[str, Any] | None) -> DriveView:
+    """Where a session stands with its drive: holding it, waiting behind its holder,
+    waiting to be granted it, or naming one that does not exist."""
+    if drive is None:
+        return DriveView(name, False, Reason.DRIVE_NOT_FOUND, f'Drive "{name}" does not exist')
+    held = DriveStatus.model_validate(drive.get("status") or {})
+    if held.holder is not None and held.holder.session == session:
+        return DriveView(name, True)
+    if held.holder is not None:
+        message = f'Drive "{name}" is held by session "{held.holder.session}"'
+        return DriveView(name, False, Reason.DRIVE_IN_USE, message)
+    return DriveView(name, False, Reason.WAITING, f'waiting to be granted Drive "{name}"')

@@ -30,19 +30,8 @@ from kabin.logic.agent import AgentConfig, add_agent, jupyter_token_env, jupyter
 from kabin.logic.resolve import Owner, Resolved, base_path, labels, pod_name
 
 
-def build_pod(
-    *,
-    owner: Owner,
-    spec: SessionSpec,
-    resolved: Resolved,
-    replica: int,
-    replicas: int,
-    drive: tuple[str, str] | None = None,
-    agent: AgentConfig | None = None,
-) -> dict[str, Any]:
-    """Pod `replica` (1-based) of `replicas` for the session; `drive` is (Drive, PVC)
-    to mount at the environment's drive mount path; interactive pods get `agent`."""
-    headless = spec.type == "headless"
+def _resources(resolved: Resolved) -> dict[str, Any]:
+    """CPU requested (no limit), memory requested and limited, GPUs limited."""
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     if resolved.cpu is not None:
@@ -51,6 +40,13 @@ def build_pod(
         requests["memory"] = limits["memory"] = str(resolved.memory)
     if resolved.gpu:
         limits[resolved.gpu_resource] = str(resolved.gpu)
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+
+
+def _env(
+    owner: Owner, spec: SessionSpec, resolved: Resolved, replica: int, replicas: int
+) -> list[dict[str, Any]]:
+    """kabin's variables, then the environment's and the session's."""
     given = {e.name for e in resolved.env}
     defaults = [
         {"name": "REPLICA_ID", "value": str(replica)},
@@ -67,35 +63,40 @@ def build_pod(
         *({"name": e.name, "value": e.value} for e in resolved.env),
     ]
     token = jupyter_token_secret(owner, resolved)
-    if token is not None and not headless:
+    if token is not None and spec.type != "headless":
         env.append(jupyter_token_env(token))
+    return env
+
+
+def _container(
+    owner: Owner, spec: SessionSpec, resolved: Resolved, replica: int, replicas: int
+) -> dict[str, Any]:
+    """The session's own container, `main`."""
     container: dict[str, Any] = {
         "name": "main",
         "image": resolved.image,
-        "env": env,
-        "resources": {k: v for k, v in (("requests", requests), ("limits", limits)) if v},
-        "ports": [{"name": i.name, "containerPort": i.port} for i in resolved.interfaces],
+        "env": _env(owner, spec, resolved, replica, replicas),
+        "resources": _resources(resolved),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    ports = [{"name": i.name, "containerPort": i.port} for i in resolved.interfaces]
+    if ports:
+        container["ports"] = ports
     if resolved.command is not None:
         container["command"] = list(resolved.command)
     if resolved.args is not None:
         container["args"] = list(resolved.args)
-    mounts = list(resolved.volume_mounts)
-    volumes = list(resolved.volumes)
-    pod_labels = {**labels(owner, spec.type), REPLICA_LABEL: str(replica)}
-    if drive is not None:
-        mounts.append({"name": "drive", "mountPath": resolved.mount_path})
-        volumes.append({"name": "drive", "persistentVolumeClaim": {"claimName": drive[1]}})
-        pod_labels[DRIVE_LABEL] = drive[0]
-    if mounts:
-        container["volumeMounts"] = mounts
-    if not container["ports"]:
-        del container["ports"]
+    return container
 
+
+def _scheduling(
+    owner: Owner, resolved: Resolved, *, drive: tuple[str, str] | None, replicas: int
+) -> dict[str, Any]:
+    """Node selector, tolerations and affinity: the environment's overrides, GPU nodes
+    for GPU sessions only, and replicas of a drive's session on one node."""
     overrides = resolved.overrides
     node_selector = dict(overrides.get("nodeSelector", {}))
     tolerations = list(overrides.get("tolerations", []))
@@ -103,33 +104,19 @@ def build_pod(
         tolerations.append({"key": GPU_TAINT, "operator": "Exists", "effect": "NoSchedule"})
         if resolved.gpu_product:
             node_selector[GPU_PRODUCT_LABEL] = resolved.gpu_product
-    pod_spec: dict[str, Any] = {
-        "containers": [container],
-        "restartPolicy": "Never" if headless else "Always",
-        "securityContext": overrides.get(
-            "securityContext",
-            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        ),
-        "enableServiceLinks": False,
-        "automountServiceAccountToken": False,
+    placed: dict[str, Any] = {
+        key: overrides[key]
+        for key in ("affinity", "runtimeClassName", "priorityClassName")
+        if key in overrides
     }
-    if not headless and resolved.interfaces:
-        pod_spec["readinessGates"] = [
-            {"conditionType": readiness_gate(i.name)} for i in resolved.interfaces
-        ]
     if node_selector:
-        pod_spec["nodeSelector"] = node_selector
+        placed["nodeSelector"] = node_selector
     if tolerations:
-        pod_spec["tolerations"] = tolerations
-    for key in ("affinity", "runtimeClassName", "priorityClassName"):
-        if key in overrides:
-            pod_spec[key] = overrides[key]
-    if volumes:
-        pod_spec["volumes"] = volumes
+        placed["tolerations"] = tolerations
     if drive is not None and replicas > 1:
         # A ReadWriteOnce volume attaches to one node: keep the replicas together.
-        pod_spec["affinity"] = {
-            **pod_spec.get("affinity", {}),
+        placed["affinity"] = {
+            **placed.get("affinity", {}),
             "podAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": [
                     {
@@ -139,6 +126,47 @@ def build_pod(
                 ]
             },
         }
+    return placed
+
+
+def build_pod(
+    *,
+    owner: Owner,
+    spec: SessionSpec,
+    resolved: Resolved,
+    replica: int,
+    replicas: int,
+    drive: tuple[str, str] | None = None,
+    agent: AgentConfig | None = None,
+) -> dict[str, Any]:
+    """Pod `replica` (1-based) of `replicas` for the session; `drive` is (Drive, PVC)
+    to mount at the environment's drive mount path; interactive pods get `agent`."""
+    headless = spec.type == "headless"
+    container = _container(owner, spec, resolved, replica, replicas)
+    mounts, volumes = list(resolved.volume_mounts), list(resolved.volumes)
+    pod_labels = {**labels(owner, spec.type), REPLICA_LABEL: str(replica)}
+    if drive is not None:
+        mounts.append({"name": "drive", "mountPath": resolved.mount_path})
+        volumes.append({"name": "drive", "persistentVolumeClaim": {"claimName": drive[1]}})
+        pod_labels[DRIVE_LABEL] = drive[0]
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "restartPolicy": "Never" if headless else "Always",
+        "securityContext": resolved.overrides.get(
+            "securityContext",
+            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        ),
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+    }
+    if not headless and resolved.interfaces:
+        gates = [{"conditionType": readiness_gate(i.name)} for i in resolved.interfaces]
+        pod_spec["readinessGates"] = gates
+    pod_spec.update(_scheduling(owner, resolved, drive=drive, replicas=replicas))
+    if volumes:
+        pod_spec["volumes"] = volumes
     if not headless and agent is not None:
         add_agent(pod_spec, owner, spec, resolved, replica, agent)
     return {

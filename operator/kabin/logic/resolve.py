@@ -8,7 +8,13 @@ from typing import Any
 
 from kabin.api.environment import HTTP_INTERFACES, EnvironmentConfigSpec, Interface
 from kabin.api.meta import API_VERSION, EnvVar
-from kabin.api.names import GPU_RESOURCE, MANAGED_BY, MANAGED_BY_LABEL, SESSION_LABEL
+from kabin.api.names import (
+    GPU_RESOURCE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    REPLICA_LABEL,
+    SESSION_LABEL,
+)
 from kabin.api.session import SessionSpec
 
 BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
@@ -130,3 +136,12 @@ def selector(owner: Owner) -> str:
 
 def pod_name(owner: Owner, replica: int) -> str:
     return f"{owner.name}-{replica}"
+
+
+def replica_of(pod: dict[str, Any]) -> int:
+    """The replica number (1..N) of a session's pod: its kabin.dev/replica label, or the
+    suffix of its name (`<session>-<replica>`) on a pod without one."""
+    label = (pod["metadata"].get("labels") or {}).get(REPLICA_LABEL)
+    if label is not None:
+        return int(label)
+    return int(pod["metadata"]["name"].rsplit("-", 1)[-1])

@@ -25,7 +25,7 @@ from kabin.webhooks import server
 @kopf.on.startup()
 async def serve(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     """Serve the webhooks (and register them, locally) before any watch starts."""
-    server.configure(settings, settings_module.load())
+    server.configure(settings, settings_module.current())
 
 
 @kopf.on.cleanup()

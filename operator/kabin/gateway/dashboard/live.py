@@ -32,47 +32,56 @@ def event(name: str, html: str) -> bytes:
     return f"event: {name}\n{data}\n".encode()
 
 
-async def stream(request: web.Request) -> web.StreamResponse:
-    visitor, sessions, kube = pages._user(request)
-    board = request.app[pages.DASHBOARD]
-    number = pages._page_number(request)
-    user, namespace = visitor.identity.user, sessions.namespace
-    api = kube.as_user(visitor.identity)
-    known: dict[str, dict[str, Any]] = {}
-    changed = asyncio.Event()
+class _Follower:
+    """Keeps a user's Sessions (in their namespace, created by them) up to date from a
+    watch, as the user: list, then watch from there; list again when the watch ends or
+    its version is too old. `changed` is set after every change."""
 
-    def keep(obj: dict[str, Any]) -> None:
-        if obj["spec"].get("user") == user:
-            known[obj["metadata"]["name"]] = obj
+    def __init__(self, api: Any, namespace: str, user: str) -> None:
+        self.api, self.namespace, self.user = api, namespace, user
+        self.known: dict[str, dict[str, Any]] = {}
+        self.changed = asyncio.Event()
 
-    async def follow() -> None:
-        """Keep `known` equal to the user's Sessions: list, then watch from there; list
-        again when the watch ends or its version is too old."""
+    def _keep(self, obj: dict[str, Any]) -> None:
+        if obj["spec"].get("user") == self.user:
+            self.known[obj["metadata"]["name"]] = obj
+
+    async def _once(self) -> None:
+        items, version = await objects.list_custom_versioned(self.api, "sessions", self.namespace)
+        self.known.clear()
+        for obj in items:
+            self._keep(obj)
+        self.changed.set()
+        async for kind, obj in objects.watch_namespace(
+            self.api, "sessions", self.namespace, since=version, seconds=WATCH_SECONDS
+        ):
+            if kind == "DELETED":
+                self.known.pop(obj["metadata"]["name"], None)
+            else:
+                self._keep(obj)
+            self.changed.set()
+
+    async def run(self) -> None:
         while True:
             try:
-                items, version = await objects.list_custom_versioned(api, "sessions", namespace)
-                known.clear()
-                for obj in items:
-                    keep(obj)
-                changed.set()
-                async for kind, obj in objects.watch_namespace(
-                    api, "sessions", namespace, since=version, seconds=WATCH_SECONDS
-                ):
-                    if kind == "DELETED":
-                        known.pop(obj["metadata"]["name"], None)
-                    else:
-                        keep(obj)
-                    changed.set()
+                await self._once()
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
-                if e.status != 410:
-                    log.warning("live sessions of %s: %s", user, e.reason)
+                if e.status != 410:  # 410: the version is too old; list again at once
+                    log.warning("live sessions of %s: %s", self.user, e.reason)
                     await asyncio.sleep(1)
             except Exception as e:  # a broken connection: start again in a moment
-                log.warning("live sessions of %s: %s", user, e)
+                log.warning("live sessions of %s: %s", self.user, e)
                 await asyncio.sleep(1)
 
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """The event stream of the sessions page."""
+    visitor, sessions, kube = pages._user(request)
+    board = request.app[pages.DASHBOARD]
+    number = pages._page_number(request)
+    follower = _Follower(kube.as_user(visitor.identity), sessions.namespace, visitor.identity.user)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -81,26 +90,26 @@ async def stream(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    follower = asyncio.create_task(follow())
+    task = asyncio.create_task(follower.run())
     sent = None
     try:
         while True:
             try:
                 async with asyncio.timeout(KEEPALIVE):
-                    await changed.wait()
+                    await follower.changed.wait()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
             await asyncio.sleep(GATHER)
-            changed.clear()
-            html = pages.sessions_fragment(board, visitor, list(known.values()), number)
+            follower.changed.clear()
+            html = pages.sessions_fragment(board, visitor, list(follower.known.values()), number)
             if html != sent:
                 await response.write(event("sessions", html))
                 sent = html
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        follower.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await follower
+            await task
     return response

@@ -8,7 +8,6 @@ admission decide; a refusal is shown next to the field it names.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from aiohttp import web
 from kabin.client import records
 from kabin.client.errors import Invalid, KabinError, NotFound
 from kabin.client.session import AsyncSession
-from kabin.gateway import routes
+from kabin.gateway import protocol, routes
 from kabin.gateway.dashboard import views
 from kabin.gateway.dashboard.signin import COOKIE, CSRF_FIELD, Visitor, set_cookie
 from kabin.gateway.identity import Unauthenticated
@@ -196,16 +195,7 @@ async def start_fields(request: web.Request) -> web.Response:
 
 
 def _number(values: dict[str, str], key: str) -> float | None:
-    text = values.get(key, "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise Invalid(f"{key}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise Invalid(f"{key}: {text!r} is not a number")
-    return value
+    return protocol.number(key, values.get(key, "").strip() or None)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""The work queue of session reconciles, with deadlines, served by one task.
+"""The work queue of reconciles (of sessions, and apart of drives), with deadlines,
+served by one task.
 
 Watch events ask for a reconcile now; reconciles post the session's next
 deadline (its expiry). One task sleeps until the earliest deadline, instead of
@@ -24,8 +25,8 @@ from datetime import UTC, datetime
 Key = tuple[str, str]  # (namespace, name)
 
 
-class Wakeups:
-    """Deadlines and pending reconciles of sessions."""
+class WorkQueue:
+    """Deadlines and pending reconciles of one kind of object (sessions or drives)."""
 
     def __init__(
         self,

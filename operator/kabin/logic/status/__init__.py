@@ -1,0 +1,131 @@
+"""A Session's status, computed from what is observed: its pods and Services,
+the previous status, and the time (an argument, never read here).
+
+The result says where the session stands (phase, conditions, endpoints), when
+it must next be looked at (its expiry), and which transitions deserve an Event.
+Each step is its own pure module: `timeouts` (start, activity, expiry), `phase`,
+`endpoints`, `conditions`, and `pods` (what the pods say).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from kabin.api import names
+from kabin.api.meta import Condition
+from kabin.api.session import Requested, SessionStatus, TimeoutMode
+from kabin.logic.resolve import selector
+from kabin.logic.status.conditions import Conditions
+from kabin.logic.status.endpoints import connect_url, endpoints
+from kabin.logic.status.model import (
+    TERMINAL,
+    DriveView,
+    Event,
+    Observed,
+    Outcome,
+    StatusSettings,
+)
+from kabin.logic.status.phase import verdict
+from kabin.logic.status.pods import Pods, pull_deadline
+from kabin.logic.status.timeouts import clock, warn_at
+
+__all__ = [
+    "TERMINAL",
+    "DriveView",
+    "Event",
+    "Observed",
+    "Outcome",
+    "StatusSettings",
+    "compute",
+    "transitions",
+]
+
+
+def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> Outcome:
+    """The Session's status from what was observed."""
+    spec, resolved = observed.spec, observed.resolved
+    pods = Pods.of(observed.pods, spec.replicas)
+    times = clock(observed, now=now, running=bool(pods.running))
+    where = verdict(observed, pods, times, now=now, settings=settings)
+    reachable = endpoints(observed, phase=where.phase, head=pods.head, settings=settings)
+    make = Conditions(previous=observed.previous, now=now, generation=observed.generation)
+    ending = where.phase in TERMINAL or where.phase == "Terminating"
+
+    conditions: list[Condition] = [make.scheduled(pods, phase=where.phase, replicas=spec.replicas)]
+    warning = warn_at(times.expiry, settings.expiring_soon)
+    if times.expiry is not None and warning is not None and not ending:
+        conditions.append(
+            make.expiring_soon(
+                expiry=times.expiry, warn_at=warning, timeout_mode=resolved.timeout_mode
+            )
+        )
+    if observed.drive is not None:
+        conditions.append(make.drive(observed.drive))
+    ports: dict[str, int] = {i.name: i.port for i in resolved.interfaces}
+    conditions += [make.interface(e, ports[e.name]) for e in reachable]
+    conditions.append(
+        make.ready(
+            phase=where.phase,
+            message=where.message,
+            ready_pods=len(pods.ready),
+            replicas=spec.replicas,
+            endpoints=reachable,
+            drive=observed.drive,
+        )
+    )
+    status = SessionStatus(
+        phase=where.phase,
+        conditions=conditions,
+        observed_generation=observed.generation,
+        connect_url=connect_url(reachable),
+        endpoints=reachable or None,
+        replicas=len(pods.live),
+        ready_replicas=len(pods.ready),
+        start_time=times.start,
+        expiry_time=times.expiry,
+        last_activity_time=times.last_activity,
+        last_activity_source=times.last_source,
+        timeout_mode=cast(TimeoutMode, resolved.timeout_mode),
+        requested=Requested(cpu=resolved.cpu, memory=resolved.memory, gpu=resolved.gpu),
+        usage=times.usage,
+        drive=observed.drive.name if observed.drive else None,
+        reason=where.reason,
+        message=where.message,
+        selector=selector(observed.owner),
+        renewal=times.renewal,
+    )
+    deadlines = [
+        times.expiry,
+        warning if warning is not None and warning > now else None,
+        pull_deadline(pods.live, grace=settings.image_pull_grace),
+    ]
+    wake_at = None if ending else min((d for d in deadlines if d is not None), default=None)
+    return Outcome(status=status, wake_at=wake_at)
+
+
+def _flipped_true(prev: SessionStatus, new: SessionStatus, kind: str) -> Condition | None:
+    old = next((c for c in prev.conditions or [] if c.type == kind), None)
+    cur = next((c for c in new.conditions or [] if c.type == kind), None)
+    if cur is not None and cur.status == "True" and (old is None or old.status != "True"):
+        return cur
+    return None
+
+
+def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
+    """The Events that going from `prev` to `new` deserves."""
+    events = []
+    for kind, severity in (
+        (names.SCHEDULED, "Normal"),
+        (names.READY, "Normal"),
+        (names.EXPIRING_SOON, "Warning"),
+    ):
+        flipped = _flipped_true(prev, new, kind)
+        if flipped:
+            events.append(Event(severity, kind, flipped.message))
+    if new.phase != prev.phase and new.phase in TERMINAL:
+        severity = "Warning" if new.phase == "Failed" else "Normal"
+        # Expired says why (IdleTimeout, Timeout); the other phases are their own reason.
+        why = (new.reason if new.phase == "Expired" else None) or new.phase or ""
+        events.append(Event(severity, why, new.message or new.phase or ""))
+    return events

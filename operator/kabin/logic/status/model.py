@@ -1,0 +1,69 @@
+"""What a Session's status is computed from, and what comes out: the observed inputs,
+the settings status depends on, and the outcome. Data only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kabin.api.names import Reason
+from kabin.api.session import SessionSpec, SessionStatus
+from kabin.logic.activity import Recorded
+from kabin.logic.resolve import Owner, Resolved
+
+TERMINAL = frozenset({"Succeeded", "Failed", "Expired"})
+
+
+@dataclass(frozen=True)
+class DriveView:
+    """Where the session stands with its drive."""
+
+    name: str
+    granted: bool
+    reason: str = Reason.GRANTED
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator saw of one Session."""
+
+    spec: SessionSpec
+    owner: Owner
+    resolved: Resolved
+    generation: int
+    previous: SessionStatus
+    pods: list[dict[str, Any]]
+    services: dict[str, dict[str, Any]]
+    deleting: bool = False
+    renew: str | None = None
+    drive: DriveView | None = None
+    activity: Recorded | None = None  # what the agent recorded on the activity Lease
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    """The operator settings status depends on."""
+
+    host: str
+    ssh_host: str
+    image_pull_grace: float
+    expiring_soon: float = 300
+
+
+@dataclass(frozen=True)
+class Event:
+    """A transition worth telling the user (`kubectl describe session`)."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The computed status, with when it must next be looked at."""
+
+    status: SessionStatus
+    wake_at: datetime | None = None  # the next deadline (expiry, image pull grace), if any

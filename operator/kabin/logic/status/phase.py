@@ -1,0 +1,59 @@
+"""A session's phase, with the reason and message when it ended: Terminating while
+deleted, Succeeded or Failed when a headless run is over, Failed when a pod can never
+come up, Expired at its deadline, else Running once every replica runs. Terminal
+phases stay. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from kabin.api.names import Reason
+from kabin.api.session import Phase
+from kabin.logic.status.model import TERMINAL, Observed, StatusSettings
+from kabin.logic.status.pods import Pods, finished, unrecoverable
+from kabin.logic.status.timeouts import Clock
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    reason: str | None = None
+    message: str | None = None
+
+
+def _idle_message(timeout: int, clock: Clock) -> str:
+    last, source = clock.last_activity, clock.last_source
+    return f"idle for {timeout} seconds" + (
+        f" (last activity: {source} at {last:%Y-%m-%dT%H:%M:%SZ})"
+        if last is not None and source
+        else " (no activity seen since the start)"
+    )
+
+
+def verdict(
+    observed: Observed, pods: Pods, clock: Clock, *, now: datetime, settings: StatusSettings
+) -> Verdict:
+    """Where the session stands now."""
+    prev, spec, resolved = observed.previous, observed.spec, observed.resolved
+    if observed.deleting:
+        return Verdict("Terminating", prev.reason, prev.message)
+    if (prev.phase or "Pending") in TERMINAL:
+        return Verdict(cast(Phase, prev.phase), prev.reason, prev.message)
+    headless = spec.type == "headless"
+    done = finished(pods.wanted, spec.replicas) if headless else None
+    if done:
+        return Verdict(cast(Phase, done[0]), done[1], done[2])
+    broken = unrecoverable(pods.live, headless=headless, now=now, grace=settings.image_pull_grace)
+    if broken:
+        return Verdict("Failed", *broken)
+    expired = clock.expiry is not None and now >= clock.expiry
+    if expired and resolved.timeout_mode == "idle":
+        return Verdict("Expired", Reason.IDLE_TIMEOUT, _idle_message(resolved.timeout, clock))
+    if expired:
+        text = f"the absolute timeout of {resolved.timeout} seconds ran out"
+        return Verdict("Expired", Reason.TIMEOUT, text)
+    if len(pods.running) + len(pods.succeeded) >= spec.replicas:
+        return Verdict("Running")
+    return Verdict("Pending")
