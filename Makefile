@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 DASHBOARD := operator/kabin/gateway/dashboard
 ASSETS := $(DASHBOARD)/static/vendor/.installed
 
-.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint unit test up operator clean
+.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint docs unit test up operator clean
 
 help:
 	@echo "make up            local control plane + CRDs + examples + operator (foreground)"
@@ -18,6 +18,7 @@ help:
 	@echo "make cluster-down  stop it and remove its files"
 	@echo "make lint          ruff, mypy --strict, import-linter"
 	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make docs          build the documentation site into build/site (mkdocs --strict)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,10 +61,15 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site (mkdocs.yml); its reference pages are generated from the
+# code by hack/docs_hooks.py. --strict: a warning (a broken link or anchor) fails it.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 unit: venv
 	$(BIN)/pytest tests/unit
 
-test: lint deps assets
+test: lint deps assets docs
 	$(BIN)/pytest
 
 up: venv assets
