@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 DASHBOARD := operator/kabin/gateway/dashboard
 ASSETS := $(DASHBOARD)/static/vendor/.installed
 
-.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint docs unit test up operator clean
+.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint docs unit test chaos up operator clean
 
 help:
 	@echo "make up            local control plane + CRDs + examples + operator (foreground)"
@@ -18,6 +18,7 @@ help:
 	@echo "make cluster-down  stop it and remove its files"
 	@echo "make lint          ruff, mypy --strict, import-linter"
 	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make chaos         the chaos suite at full size (tests/chaos)"
 	@echo "make docs          build the documentation site into build/site (mkdocs --strict)"
 
 $(VENV)/.installed: pyproject.toml
@@ -70,7 +71,12 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 test: lint deps assets docs
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit tests/integration tests/chaos
+
+# The chaos suite at full size (500 sessions, 10 kills, 50 x 20 drive races); make test
+# runs it smaller.
+chaos: venv deps
+	KABIN_CHAOS=full $(BIN)/pytest tests/chaos
 
 up: venv assets
 	hack/up.sh

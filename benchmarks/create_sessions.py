@@ -22,16 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
+import sys
 import time
 import uuid
-from urllib.parse import urlsplit
+from pathlib import Path
 
-import yaml
 from kubernetes_asyncio import client
 
 from kabin import AsyncSession
 from kabin.k8s import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.relay import kubeconfig_through, relay
 
 IMAGE = "busybox"
 
@@ -55,60 +57,6 @@ async def gone(core: client.CoreV1Api, namespace: str, within: float) -> None:
         if namespace not in names:
             return
         await asyncio.sleep(1)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Forward bytes, each chunk `delay` seconds after it arrived, in order."""
-    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-    async def send() -> None:
-        while True:
-            due, chunk = await chunks.get()
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if not chunk:
-                writer.close()
-                return
-            writer.write(chunk)
-            await writer.drain()
-
-    sender = asyncio.create_task(send())
-    while chunk := await reader.read(65536):
-        chunks.put_nowait((time.monotonic() + delay, chunk))
-    chunks.put_nowait((time.monotonic() + delay, b""))
-    await sender
-
-
-async def relay(server: str, rtt_ms: float) -> tuple[str, asyncio.Server]:
-    """A local TCP relay to `server` adding `rtt_ms` of round trip; its https URL."""
-    upstream = urlsplit(server)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(upstream.hostname, upstream.port)
-        delay = rtt_ms / 2000
-        try:
-            await asyncio.gather(
-                _pipe(reader, up_writer, delay),
-                _pipe(up_reader, writer, delay),
-                return_exceptions=True,
-            )
-        except asyncio.CancelledError:  # the benchmark is over: drop the connection quietly
-            up_writer.close()
-            writer.close()
-
-    listener = await asyncio.start_server(handle, upstream.hostname, 0)
-    port = listener.sockets[0].getsockname()[1]
-    return f"https://{upstream.hostname}:{port}", listener
-
-
-def kubeconfig_through(url: str) -> str:
-    """A copy of $KUBECONFIG whose clusters are reached at `url`."""
-    with open(os.environ["KUBECONFIG"]) as f:
-        config = yaml.safe_load(f)
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = url
-    with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as copy:
-        yaml.safe_dump(config, copy)
-    return copy.name
 
 
 async def main(count: int, concurrency: int, wait: float, rtt_ms: float) -> None:

@@ -26,7 +26,17 @@ fi
 token=$(grep ",$user,$user," "$tokens" | head -1 | cut -d, -f1)
 port=${KABIN_GATEWAY_PORT:-8000}
 
-.venv/bin/kabin operator "$@" &
+# The operator serves the admission webhooks: one that crashes is started again at
+# once, as a Deployment's restartPolicy would, so creates are refused only for moments.
+(
+  trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' INT TERM
+  while true; do
+    .venv/bin/kabin operator "$@" & child=$!
+    wait $child && break
+    echo "kabin operator exited ($?); starting it again" >&2
+    sleep 1
+  done
+) &
 operator=$!
 KABIN_GATEWAY_PROVISION_NAMESPACES=true .venv/bin/kabin gateway --port "$port" --token-file "$tokens" &
 gateway=$!

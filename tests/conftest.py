@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -300,7 +302,6 @@ def start_gateway(
     tmp: Path, *, kubeconfig: Path, env: dict[str, str], args: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `kabin gateway` on a free port; return the process and the URL it logged."""
-    import sys
     import time
 
     log_path = tmp / f"gateway-{uuid.uuid4().hex[:6]}.log"
@@ -372,3 +373,34 @@ def gateway(
                 capture_output=True,
                 check=False,
             )
+
+
+@pytest.fixture
+def operator_process(k_namespace: str) -> Iterator[Any]:
+    """Start (and restart) `kabin operator` for one namespace (a k-* one, which the
+    in-process operator leaves alone; that one serves admission); killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {
+        **os.environ,
+        "KABIN_WEBHOOK_MANAGED": "false",  # the in-process operator serves admission
+        "KABIN_EXCLUDE_NAMESPACES": "[]",  # which leaves k-* namespaces to this one
+        "KABIN_METRICS_PORT": "0",
+        "KABIN_ERROR_BACKOFFS": "[0.2, 0.5, 1]",
+    }
+
+    def start(*, kubeconfig: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
+        where = {"KUBECONFIG": kubeconfig} if kubeconfig else {}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kabin", "operator", "--namespace", k_namespace],
+            env={**env, **where, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -76,13 +76,19 @@ class Result:
     err: str
 
 
-async def command(*argv: str, stdin: str | None = None, within: float = 30.0) -> Result:
+async def command(
+    *argv: str,
+    stdin: str | None = None,
+    within: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> Result:
     """Run a command (kubectl, say) without blocking the event loop."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     out, err = await asyncio.wait_for(
         proc.communicate(stdin.encode() if stdin is not None else None), within
@@ -91,9 +97,11 @@ async def command(*argv: str, stdin: str | None = None, within: float = 30.0) ->
     return Result(proc.returncode, out.decode(), err.decode())
 
 
-async def run(*argv: str, stdin: str | None = None, within: float = 30.0) -> str:
+async def run(
+    *argv: str, stdin: str | None = None, within: float = 30.0, env: dict[str, str] | None = None
+) -> str:
     """Run a command that must succeed; return what it printed."""
-    result = await command(*argv, stdin=stdin, within=within)
+    result = await command(*argv, stdin=stdin, within=within, env=env)
     assert result.code == 0, f"{argv} failed ({result.code}): {result.err}"
     return result.out
 

@@ -5,6 +5,8 @@ so it sits outside the layer contract. Command-line flags override the
 environment; the environment overrides the defaults below.
 """
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,11 @@ class OperatorSettings(BaseSettings):
     )
     metrics_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of the Prometheus metrics; 0 turns it off."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How the operator logs: lines of text, or one JSON object per line (kopf's "
+        "JSON format, for log collectors).",
     )
     admin_groups: tuple[str, ...] = Field(
         default=("kabin:admins", "system:masters", "system:serviceaccounts:kabin-system"),
@@ -79,6 +86,15 @@ class OperatorSettings(BaseSettings):
     error_backoffs: tuple[float, ...] = Field(
         default=(1, 2, 5, 10, 30),
         description="Seconds between retries of failed API calls and watch streams.",
+    )
+    retry_backoff_min: float = Field(
+        default=0.005,
+        gt=0,
+        description="Seconds before the first retry of a failed reconcile; each failure in a "
+        "row doubles it (with up to 20 % jitter), a success resets it.",
+    )
+    retry_backoff_max: float = Field(
+        default=1000, gt=0, description="The longest wait between retries of a reconcile."
     )
     reconcile_workers: int = Field(
         default=8,

@@ -7,11 +7,7 @@ still serves the admission webhooks.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +22,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = 50
 REPLICAS = 2
-
-
-@pytest.fixture
-def operator_process(k_namespace: str) -> Iterator[Any]:
-    """Start (and restart) `kabin operator` for one namespace; killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    env = {
-        **os.environ,
-        "KABIN_WEBHOOK_MANAGED": "false",  # the in-process operator serves admission
-        "KABIN_EXCLUDE_NAMESPACES": "[]",  # which leaves k-* namespaces to this one
-        "KABIN_METRICS_PORT": "0",
-        "KABIN_ERROR_BACKOFFS": "[0.2, 0.5, 1]",
-    }
-
-    def start(**extra: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kabin", "operator", "--namespace", k_namespace],
-            env={**env, **extra},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def manifests(count: int) -> str:

@@ -32,9 +32,13 @@ def operator(
 
     import kabin.handlers
     import kabin.webhooks  # noqa: F401  (importing registers the handlers and webhooks)
+    from kabin.settings import current
 
     namespaces = namespace or []
-    kopf.configure(verbose=verbose)
+    json_logs = current().log_format == "json"
+    kopf.configure(
+        verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
+    )
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
 
 

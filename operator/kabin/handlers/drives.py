@@ -8,6 +8,7 @@ reconciler grants and releases; sessions read the holder and wait for it.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +20,11 @@ from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.meta import GROUP
 from kabin.api.names import DRIVE_LABEL, Reason
 from kabin.handlers import runtime
-from kabin.k8s import objects
+from kabin.k8s import errors, objects
 from kabin.logic import drives, locks
 from kabin.settings import reconciles
+
+log = logging.getLogger("kabin.drives")
 
 
 @kopf.on.event(GROUP, "drives", when=lambda namespace, **_: reconciles(namespace))
@@ -62,7 +65,14 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     spec = DriveSpec.model_validate(raw["spec"])
     previous = DriveStatus.model_validate(raw.get("status") or {})
     deleting = bool(meta.get("deletionTimestamp"))
-    pvc = await _sync_pvc(api, raw, spec, previous)
+    failure = None
+    try:
+        pvc = await _sync_pvc(api, raw, spec, previous)
+    except Exception as e:  # a PVC refused (a storage quota, say) goes to the status
+        failure = errors.classify(e)
+        if failure is None or failure.retryable:
+            raise
+        pvc = await objects.get_pvc(api, namespace, drives.claim_name(name))
 
     # Who wants the drive, and whose pods can still write to it.
     sessions = await objects.list_custom(api, "sessions", namespace)
@@ -82,6 +92,7 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
         deleting=deleting,
         generation=meta.get("generation"),
         now=now,
+        failure=(failure.reason, failure.message) if failure else None,
     )
     new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
@@ -106,6 +117,21 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
             state.sessions.now((namespace, claimant.name))
     if deleting and decision.holder is None:
         await _finish_deletion(api, raw, spec)
+    if failure is not None:
+        await _report(api, raw, previous, failure)
+
+
+async def _report(
+    api: Any, raw: dict[str, Any], previous: DriveStatus, failure: errors.Failure
+) -> None:
+    """A permanent failure, now in the status: one warning and one Event when it appears,
+    then retries with backoff (raising Reported)."""
+    before = next((c for c in previous.conditions or [] if c.type == names.FAILED), None)
+    if before is None or before.reason != failure.reason:
+        where = f"{raw['metadata']['namespace']}/{raw['metadata']['name']}"
+        log.warning("Drive %s: %s: %s", where, failure.reason, failure.message)
+        await objects.post_event(api, raw, "Warning", failure.reason, failure.message)
+    raise errors.Reported(failure)
 
 
 async def _ensure_finalizer(api: Any, raw: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ async def configure(
         queue = WorkQueue(
             functools.partial(reconcile, state),
             resync=ours.resync_interval,
-            retry=ours.error_backoffs[0],
+            backoff=(ours.retry_backoff_min, ours.retry_backoff_max),
             what=kind,
             workers=ours.reconcile_workers,
         )

@@ -10,6 +10,7 @@ only when it differs. Reconciles of one session never overlap (the work queue in
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ from kabin.api.meta import GROUP, parse_time
 from kabin.api.names import RENEW_ANNOTATION, Reason
 from kabin.api.session import SessionSpec, SessionStatus
 from kabin.handlers import metrics, runtime
-from kabin.k8s import objects
+from kabin.k8s import errors, objects
 from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
 from kabin.logic import pod as pod_builder
 from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings, reconciles
+
+log = logging.getLogger("kabin.sessions")
 
 
 @kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))
@@ -122,10 +125,10 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     spec = SessionSpec.model_validate(raw["spec"])
     previous = SessionStatus.model_validate(raw.get("status") or {})
     env = await k8s.get_environment(api, spec.environment) if spec.environment else None
+    failure = None
     if spec.environment and env is None and not previous.phase:
         message = f'EnvironmentConfig "{spec.environment}" does not exist'
-        await objects.post_event(api, raw, "Warning", Reason.ENVIRONMENT_NOT_FOUND, message)
-        return spec.type
+        failure = errors.Failure(False, Reason.ENVIRONMENT_NOT_FOUND, message)
     session = _Session(
         api=api,
         raw=raw,
@@ -135,10 +138,19 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         settings=state.settings,
         drive=await _drive(api, namespace, name, spec, state.settings),
     )
-    seen = await _observe(session, previous)
-    if not session.deleting and await _converge(session, seen):
-        # What we just did is part of the status; what we decided (a terminal phase) stays.
-        seen = await _observe(session, seen.outcome.status)
+    seen = await _observe(session, previous, failure)
+    if not session.deleting and failure is None:
+        try:
+            changed = await _converge(session, seen)
+        except Exception as e:
+            failure = errors.classify(e)
+            if failure is None or failure.retryable:
+                raise
+            changed = True
+        if changed:
+            # What we just did (or could not do) is part of the status; what we decided (a
+            # terminal phase) stays.
+            seen = await _observe(session, seen.outcome.status, failure)
     outcome = seen.outcome
 
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -154,6 +166,13 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         # The session moved (waiting, running, finished): the drive decides who holds it
         # next. Pod events of a deleted session reach the drive directly.
         state.drives.now((namespace, session.drive.name))
+    if failure is not None:
+        before = next((c for c in previous.conditions or [] if c.type == names.FAILED), None)
+        if before is None or before.status != "True" or before.reason != failure.reason:
+            # One warning when the failure appears, not one per retry; then the status
+            # and its Event say it.
+            log.warning("Session %s/%s: %s: %s", namespace, name, failure.reason, failure.message)
+        raise errors.Reported(failure)
     return spec.type
 
 
@@ -167,7 +186,9 @@ class _Seen:
     no_lease: bool  # an interactive session whose activity Lease is missing
 
 
-async def _observe(session: _Session, previous: SessionStatus) -> _Seen:
+async def _observe(
+    session: _Session, previous: SessionStatus, failure: errors.Failure | None = None
+) -> _Seen:
     """Read the session's pods, Services and activity Lease, and compute its status."""
     api, owner, settings = session.api, session.owner, session.settings
     meta = session.raw["metadata"]
@@ -190,6 +211,7 @@ async def _observe(session: _Session, previous: SessionStatus) -> _Seen:
         renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
         drive=session.drive,
         activity=activity.from_lease(lease),
+        failure=(failure.reason, failure.message) if failure else None,
     )
     outcome = status.compute(
         observed,

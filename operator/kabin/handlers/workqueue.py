@@ -10,6 +10,12 @@ into it, those that arrive while it runs into one more run after it. At most
 so that a burst of work leaves the event loop free to answer admission webhooks.
 Every `resync` seconds every known session is reconciled again, the
 level-triggered safety net behind the watch events.
+
+A reconcile that fails is retried after a per-key exponential backoff with jitter
+(controller-runtime's 5 ms doubling to 1000 s), reset by a success. The first failure
+of a streak, or one with a new reason, is one warning line; its retries and traceback
+are logged at debug, so a failing object does not flood the log. A failure the
+reconciler already wrote to the object's status (`Reported`) is logged at debug only.
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import random
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+
+from kabin.api.names import Reason
+from kabin.k8s import errors
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -33,15 +43,16 @@ class WorkQueue:
         reconcile: Callable[[str, str], Coroutine[None, None, None]],
         *,
         resync: float,
-        retry: float,
         what: str,
+        backoff: tuple[float, float] = (0.005, 1000.0),
         workers: int = 8,
     ) -> None:
         self._reconcile = reconcile
         self._workers = asyncio.Semaphore(workers)
         self._started: set[Key] = set()
         self._resync = resync
-        self._retry = retry
+        self._backoff = backoff
+        self._failures: dict[Key, tuple[int, str]] = {}  # failed runs in a row, last reason
         self._log = logging.getLogger(f"kabin.{what}s")
         self._what = what
         self._task: asyncio.Task[None] | None = None
@@ -70,16 +81,42 @@ class WorkQueue:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            # A 409 Conflict is another writer's win (a lock taken meanwhile): look again.
-            if getattr(e, "status", None) != 409:
-                self._log.exception("Reconciling %s %s/%s failed; retrying", self._what, *key)
-            self.at(key, datetime.fromtimestamp(time.time() + self._retry, UTC))
+            self.at(key, datetime.fromtimestamp(time.time() + self._failed(key, e), UTC))
+        else:
+            self._failures.pop(key, None)
         finally:
             del self._running[key]
             self._started.discard(key)
             if key in self._again:
                 self._again.discard(key)
                 self.now(key)
+
+    def _failed(self, key: Key, error: Exception) -> float:
+        """Log a failed reconcile (once per streak and reason) and return the backoff."""
+        failure = errors.classify(error)
+        reason = failure.reason if failure else type(error).__name__
+        count, before = self._failures.get(key, (0, ""))
+        self._failures[key] = (count + 1, reason)
+        base, cap = self._backoff
+        delay = min(cap, base * 2.0**count) * random.uniform(1.0, 1.2)  # with jitter
+        quiet = isinstance(error, errors.Reported) or reason == Reason.CONFLICT
+        if quiet or (count and reason == before):
+            self._log.debug(
+                "Reconciling %s %s/%s failed again (%s); retrying in %.3g s",
+                self._what, *key, error, delay, exc_info=True,
+            )  # fmt: skip
+        elif failure is None:  # not the API's answer: a bug, with its traceback
+            self._log.error(
+                "Reconciling %s %s/%s failed unexpectedly; retrying with backoff",
+                self._what, *key, exc_info=True,
+            )  # fmt: skip
+        else:
+            self._log.warning(
+                "Reconciling %s %s/%s failed: %s: %s; retrying with backoff",
+                self._what, *key, reason, failure.message,
+            )  # fmt: skip
+            self._log.debug("The failure of %s %s/%s", self._what, *key, exc_info=True)
+        return delay
 
     def at(self, key: Key, when: datetime | None) -> None:
         """Reconcile `key` at `when` (wall clock); None: no deadline."""
@@ -94,9 +131,10 @@ class WorkQueue:
         self._changed.set()
 
     def forget(self, key: Key) -> None:
-        """The session is gone."""
+        """The object is gone: keep nothing of it."""
         self._due.pop(key, None)
         self._known.discard(key)
+        self._failures.pop(key, None)
 
     def start(self) -> None:
         """Start serving, in the running event loop."""

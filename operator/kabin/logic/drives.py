@@ -13,6 +13,7 @@ from kabin.api.names import (
     DELETION_BLOCKED,
     DISPLAY_NAME_ANNOTATION,
     DRIVE_LABEL,
+    FAILED,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SESSION_LABEL,
@@ -118,10 +119,12 @@ def status_of(
     deleting: bool,
     generation: int | None,
     now: datetime,
+    failure: tuple[str, str] | None = None,
 ) -> DriveStatus:
-    """A Drive's status: phase, claim, capacity, holder, queue, and DeletionBlocked
-    while a session still holds a deleted drive."""
-    conditions = None
+    """A Drive's status: phase, claim, capacity, holder, queue, DeletionBlocked while a
+    session still holds a deleted drive, and Failed with the API server's message when
+    its PVC is refused (a storage quota, say)."""
+    conditions: list[Condition] | None = None
     if deleting and decision.holder is not None:
         message = f'deletion waits for session "{decision.holder.session}" to release the drive'
         before = next((c for c in previous.conditions or [] if c.type == DELETION_BLOCKED), None)
@@ -137,6 +140,18 @@ def status_of(
                 observed_generation=generation,
             )
         ]
+    if failure is not None:
+        before = next((c for c in previous.conditions or [] if c.type == FAILED), None)
+        kept = before is not None and before.reason == failure[0] and before.status == "True"
+        failed = Condition(
+            type=FAILED,
+            status="True",
+            reason=failure[0],
+            message=failure[1],
+            last_transition_time=before.last_transition_time if kept and before else now,
+            observed_generation=generation,
+        )
+        conditions = [*(conditions or []), failed]
     return DriveStatus(
         phase=phase(pvc=pvc, holder=decision.holder, was=previous.phase),
         claim_name=claim_name(name),

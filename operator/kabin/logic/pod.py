@@ -154,10 +154,13 @@ def build_pod(
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "restartPolicy": "Never" if headless else "Always",
-        "securityContext": resolved.overrides.get(
-            "securityContext",
-            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        ),
+        # The restricted Pod Security Standard's pod fields, with the environment's
+        # overrides on top (a desktop image's runAsUser keeps runAsNonRoot and seccomp).
+        "securityContext": {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            **resolved.overrides.get("securityContext", {}),
+        },
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
     }

@@ -82,6 +82,9 @@ def reason_of(obj: Mapping[str, Any]) -> str:
     if phase not in ACTIVE:
         return str(status.get("message") or status.get("reason") or phase)
     conditions = _conditions(status)
+    failed = conditions.get("Failed", {})
+    if failed.get("status") == "True":
+        return f"{failed.get('reason')}: {failed.get('message')}"
     for kind in ("DriveReady", "Scheduled", "Ready"):
         condition = conditions.get(kind)
         if condition is not None and condition.get("status") == "False":

@@ -62,6 +62,8 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         )
     if observed.drive is not None:
         conditions.append(make.drive(observed.drive))
+    if observed.failure is not None:
+        conditions.append(make.failed(*observed.failure))
     ports: dict[str, int] = {i.name: i.port for i in resolved.interfaces}
     conditions += [make.interface(e, ports[e.name]) for e in reachable]
     conditions.append(
@@ -123,6 +125,9 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
         flipped = _flipped_true(prev, new, kind)
         if flipped:
             events.append(Event(severity, kind, flipped.message))
+    failed = _flipped_true(prev, new, names.FAILED)
+    if failed:  # once, when the failure appears: not once per retry
+        events.append(Event("Warning", failed.reason or names.FAILED, failed.message or ""))
     if new.phase != prev.phase and new.phase in TERMINAL:
         severity = "Warning" if new.phase == "Failed" else "Normal"
         # Expired says why (IdleTimeout, Timeout); the other phases are their own reason.

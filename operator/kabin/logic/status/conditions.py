@@ -67,6 +67,11 @@ class Conditions:
             return self.make(names.DRIVE_READY, True, Reason.GRANTED, f'holds Drive "{drive.name}"')
         return self.make(names.DRIVE_READY, False, drive.reason, drive.message)
 
+    def failed(self, reason: str, message: str) -> Condition:
+        """Failed: a permanent failure making the session's children (a quota, RBAC, an
+        invalid pod override, a missing environment), with the API server's message."""
+        return self.make(names.FAILED, True, reason, message)
+
     def interface(self, endpoint: Endpoint, port: int) -> Condition:
         """<Interface>Ready: whether the interface answers."""
         ok, name = endpoint.ready, endpoint.name

@@ -40,6 +40,7 @@ class Observed:
     renew: str | None = None
     drive: DriveView | None = None
     activity: Recorded | None = None  # what the agent recorded on the activity Lease
+    failure: tuple[str, str] | None = None  # (reason, message) of a permanent failure
 
 
 @dataclass(frozen=True)

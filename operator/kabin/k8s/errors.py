@@ -1,0 +1,76 @@
+"""What a failed API request means for the reconciler: try again, or tell the user.
+
+Retryable: a conflict (another writer won; read again), 429, 5xx, a timeout, a broken
+connection, and a 403 because the namespace is being deleted (it goes away by itself).
+Permanent: any other 4xx, so a ResourceQuota's refusal (403 "exceeded quota"), RBAC's
+(403), an invalid object (400, 422) or a missing referenced object (404). A permanent
+failure will not pass by retrying the same request soon: the reconciler writes it to
+the object's status, with the API server's message, and retries slowly (per-key
+backoff) in case someone raises the quota or fixes the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import aiohttp
+from kubernetes_asyncio.client.rest import ApiException
+
+from kabin.api.names import Reason
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed request, classified."""
+
+    retryable: bool
+    reason: str  # CamelCase, for a condition: QuotaExceeded, Forbidden, Invalid, ...
+    message: str
+    status: int | None = None
+
+
+def _message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{error.status} {error.reason}"
+
+
+def classify(error: BaseException) -> Failure | None:
+    """The failure an exception stands for; None for one that is not an API failure
+    (a bug, which the work queue logs with its traceback)."""
+    if isinstance(error, ApiException):
+        status = int(error.status or 0)
+        message = _message(error)
+        if status == 409:
+            return Failure(True, Reason.CONFLICT, message, status)
+        if status == 429 or status >= 500 or status == 0:
+            return Failure(True, Reason.API_UNAVAILABLE, message, status)
+        if status == 403 and "is being terminated" in message:
+            return Failure(True, Reason.NAMESPACE_TERMINATING, message, status)
+        if status == 403 and "exceeded quota" in message:
+            return Failure(False, Reason.QUOTA_EXCEEDED, message, status)
+        if status == 403:
+            return Failure(False, Reason.FORBIDDEN, message, status)
+        if status == 404:
+            return Failure(False, Reason.NOT_FOUND, message, status)
+        return Failure(False, Reason.INVALID, message, status)
+    if isinstance(error, TimeoutError | asyncio.TimeoutError):
+        return Failure(True, Reason.API_UNAVAILABLE, "the API server did not answer in time")
+    if isinstance(error, aiohttp.ClientError | ConnectionError):
+        return Failure(True, Reason.API_UNAVAILABLE, f"cannot reach the API server: {error}")
+    return None
+
+
+class Reported(Exception):
+    """A permanent failure the reconciler has written to the object's status (with one
+    Event): the work queue retries it with backoff, and logs it only at debug."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.reason}: {failure.message}")
+        self.failure = failure
