@@ -77,9 +77,10 @@ async def test_sigkill_the_operator_during_a_burst(
     api: client.ApiClient, k_namespace: str, operator_process: Any, environments: None
 ) -> None:
     count, kills = scale(60, 500), scale(3, 10)
+    replicas = scale(2, 1)  # 500 x 1 fits the simulated nodes (110 pods each)
     proc = operator_process()
     burst = asyncio.create_task(
-        apply(k_namespace, [headless(f"s{i:03d}", replicas=2) for i in range(count)])
+        apply(k_namespace, [headless(f"s{i:03d}", replicas=replicas) for i in range(count)])
     )
     for _ in range(kills):
         await asyncio.sleep(random.uniform(0.5, 2.5))
@@ -88,7 +89,7 @@ async def test_sigkill_the_operator_during_a_burst(
         proc = operator_process()
     await burst
     seen = await converged(api, k_namespace, count, within=scale(120, 900))
-    assert seen["pods"] == 2 * count
+    assert seen["pods"] == replicas * count
 
 
 async def test_200_ms_between_the_operator_and_the_api_server(
