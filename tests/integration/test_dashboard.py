@@ -239,4 +239,9 @@ def test_changes_need_the_csrf_token(gateway: Gateway) -> None:
     with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
         answer = http.get("/")  # no cookie: to the sign-in page
         assert answer.status_code == 303 and answer.headers["location"] == "/signin"
+        # Another site's page cannot sign a visitor in (login CSRF).
+        foreign = http.post(
+            "/signin", data={"token": me.token}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403 and "kabin_token" not in foreign.cookies
     assert kubectl_json("get", "session", "x", "-n", me.namespace) is None

@@ -431,3 +431,23 @@ def test_unreachable_api_server_is_503(tmp_path: Any, kubeconfig: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+async def test_provisioning_binds_only_in_namespaces_made_for_that_user(gateway: Gateway) -> None:
+    """A namespace that exists without the gateway's owner mark (an administrator's, or
+    kabin-system for a user named "system") gets no RoleBinding; one made for another
+    user is refused."""
+    stranger, claimed = gateway.person(), gateway.person()
+    await run("kubectl", "create", "namespace", stranger.namespace)
+    await run("kubectl", "create", "namespace", claimed.namespace)
+    await run(
+        "kubectl", "annotate", "namespace", claimed.namespace, "kabin.dev/owner=somebody-else"
+    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        for person, words in ((stranger, "forbidden"), (claimed, "belongs to another user")):
+            answer = await http.get(
+                f"{gateway.skaha}/v1/session", headers={"Authorization": f"Bearer {person.token}"}
+            )
+            assert answer.status_code == 403 and words in answer.text, answer.text
+    bindings = await run("kubectl", "get", "rolebindings", "-n", stranger.namespace, "-o", "name")
+    assert "kabin-user" not in bindings

@@ -159,10 +159,30 @@ def test_malformed_requests_get_clear_4xx_and_create_nothing(
                 or not answer.headers["content-type"].startswith("text/plain")
             ):
                 failures.append((method, path, query, answer.status_code, answer.text))
-        # The same in a urlencoded body, as a form would send it.
+        # The same in a urlencoded body, as a form would send it, and in a body with no
+        # Content-Type; a body that is not UTF-8; a token that is not.
         answer = http.post(f"{gateway.skaha}/v0/session", data={"name": "a b", "image": IMAGE})
         if answer.status_code != 400 or "name: 'a b'" not in answer.text:
             failures.append(("POST body", answer.status_code, answer.text))
+        raw = http.build_request(
+            "POST", f"{gateway.skaha}/v0/session", content=f"name=a+b&image={IMAGE}"
+        )
+        raw.headers.pop("Content-Type", None)  # httpx sets none for raw content
+        answer = http.send(raw)
+        if answer.status_code != 400 or "name: 'a b'" not in answer.text:
+            failures.append(("POST unlabelled body", answer.status_code, answer.text))
+        answer = http.post(
+            f"{gateway.skaha}/v0/session",
+            content=b"name=\xff",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if answer.status_code != 400 or "UTF-8" not in answer.text:
+            failures.append(("POST non-UTF-8", answer.status_code, answer.text))
+        answer = http.get(
+            f"{gateway.skaha}/v0/session", headers={"Authorization": b"Bearer \xff\xfe"}
+        )
+        if answer.status_code != 401:
+            failures.append(("bad token bytes", answer.status_code, answer.text))
     assert not failures, "\n".join(map(str, failures))
     assert len(CASES) >= 40
     assert names(me) == before  # nothing half-made

@@ -115,6 +115,7 @@ async def test_the_gateways_role_is_enough_and_no_more(crds: list[str], namespac
     assert await can("create", "tokenreviews.authentication.k8s.io") == "yes"
     assert await can("impersonate", "users") == "yes"
     assert await can("impersonate", "groups") == "yes"
+    assert await can("impersonate", "serviceaccounts", "-A") == "yes"
     assert await can("create", "namespaces") == "yes"
     assert await can("get", "secrets", "-A") == "no"
     assert await can("create", "sessions.kabin.dev", "-n", namespace) == "no"

@@ -264,3 +264,24 @@ async def test_token_reviews_are_cached() -> None:
     assert asked == ["good"]
     with pytest.raises(Unauthenticated, match="expired"):
         await reviews("bad")
+
+
+def test_proxy_headers_never_carry_system_groups() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from kabin.gateway.dashboard.signin import proxy_identity
+    from kabin.settings import GatewaySettings
+
+    trusted = GatewaySettings(trust_proxy_headers=True)
+    request = make_mocked_request(
+        "GET",
+        "/",
+        headers={"X-Forwarded-User": "alice", "X-Forwarded-Groups": "team, system:masters,"},
+    )
+    assert proxy_identity(request, trusted) == Identity("alice", ("team",))
+    assert proxy_identity(request, GatewaySettings()) is None
+
+
+def test_tokens_that_are_not_utf8_are_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        bearer("Bearer \udcff")

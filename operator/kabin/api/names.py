@@ -43,6 +43,8 @@ ACTIVITY_SOURCE_ANNOTATION = "kabin.dev/activity-source"
 """On a session's activity Lease: the signal that saw the last activity."""
 USAGE_ANNOTATION = "kabin.dev/usage"
 """On a session's activity Lease: the resources in use, as the agent last measured."""
+OWNER_ANNOTATION = "kabin.dev/owner"
+"""On a namespace the gateway made for a user: that user's exact name."""
 
 # -- finalizers ----------------------------------------------------------------------------
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
+from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.client import errors
 from kabin.gateway import dashboard, routes
 from kabin.gateway import identity as ident
 from kabin.gateway.kube import Kube
 from kabin.k8s.client import connect
+from kabin.k8s.errors import classify
 from kabin.settings import GatewaySettings
 
 log = logging.getLogger("kabin.gateway")
@@ -74,6 +77,17 @@ async def skaha_errors(
             log.warning("%s %s: %s", request.method, request.path, e)
         return web.Response(
             text=f"{e.message}\n", status=status, content_type="text/plain", headers=headers
+        )
+    except (ApiException, aiohttp.ClientError, TimeoutError) as e:
+        # From checking a token or making a namespace, as the gateway itself.
+        failure = classify(e)
+        status = 503 if failure is None or failure.retryable else 403
+        log.warning("%s %s: %s", request.method, request.path, failure or e)
+        return web.Response(
+            text=f"{failure.message if failure else 'the API server failed'}\n",
+            status=status,
+            content_type="text/plain",
+            headers={"Retry-After": RETRY_AFTER} if status == 503 else {},
         )
     except web.HTTPException as e:
         if e.status >= 400:

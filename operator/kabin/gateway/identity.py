@@ -39,7 +39,17 @@ def bearer(header: str | None) -> str:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return token.strip()
+    return usable(token.strip())
+
+
+def usable(token: str) -> str:
+    """A token as text; bytes that are not UTF-8 (aiohttp keeps them as surrogates) are
+    no token anybody was given."""
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        raise Unauthenticated("the token is not valid") from None
+    return token
 
 
 def read_token_file(path: str | Path) -> dict[str, Identity]:
@@ -65,6 +75,7 @@ class StaticTokens:
         self._tokens = tokens
 
     async def __call__(self, token: str) -> Identity:
+        usable(token)
         for known, identity in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return identity
@@ -86,7 +97,7 @@ class TokenReviews:
         self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
 
     async def __call__(self, token: str) -> Identity:
-        key = hashlib.sha256(token.encode()).hexdigest()
+        key = hashlib.sha256(usable(token).encode()).hexdigest()
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:

@@ -20,7 +20,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict
 
-from kabin.api.names import USER_LABEL
+from kabin.api.names import OWNER_ANNOTATION, USER_LABEL
+from kabin.client.errors import Forbidden
 from kabin.client.session import AsyncSession
 from kabin.gateway.identity import Identity, namespace_of
 from kabin.k8s import objects
@@ -100,8 +101,12 @@ class Kube:
     async def provision(self, identity: Identity) -> None:
         """Make the user's namespace, with their RoleBinding, on first use (when allowed).
 
-        Done once per namespace and process; creates tolerate "already exists", so two
-        gateway replicas, or a restart, make nothing twice.
+        The gateway binds a user only in a namespace it made for that very user (the
+        `kabin.dev/owner` annotation holds the exact name): a namespace that exists
+        without it (an administrator's, kabin-system) is used as it is, and one made
+        for someone else (two names that map to one namespace) is refused. Done once
+        per namespace and process; creates tolerate "already exists", so two gateway
+        replicas, or a restart, make nothing twice.
         """
         if not self.settings.provision_namespaces:
             return
@@ -112,14 +117,22 @@ class Kube:
         async with lock, asyncio.timeout(self.settings.request_timeout):
             if name in self._ready:
                 return
-            if not await objects.namespace_exists(self.api, name):
-                labels = {USER_LABEL: namespace_of(identity.user, "{user}")}
-                made = await objects.create_namespace(
-                    self.api,
-                    {"metadata": {"name": name, "labels": labels}},
+            found = await objects.get_namespace(self.api, name)
+            if found is None:
+                await objects.create_namespace(self.api, _namespace(name, identity))
+                log.info("made namespace %s for %s", name, identity.user)
+                found = await objects.get_namespace(self.api, name)
+            owner = ((found or {}).get("metadata", {}).get("annotations") or {}).get(
+                OWNER_ANNOTATION
+            )
+            if owner is not None and owner != identity.user:
+                raise Forbidden(
+                    f'namespace "{name}" belongs to another user; ask an administrator '
+                    "to set KABIN_GATEWAY_NAMESPACE_TEMPLATE or make yours"
                 )
-                log.info("made namespace %s for %s (%s)", name, identity.user, made)
-            if await objects.create_role_binding(self.api, _binding(name, identity, self.settings)):
+            if owner == identity.user and await objects.create_role_binding(
+                self.api, _binding(name, identity, self.settings)
+            ):
                 await self._until_allowed(identity, name)
             self._ready.add(name)
             self._making.pop(name, None)
@@ -136,6 +149,17 @@ class Kube:
                 if e.status != 403:
                     raise
             await asyncio.sleep(0.05)
+
+
+def _namespace(name: str, identity: Identity) -> dict[str, Any]:
+    """A user's namespace, marked as the gateway's and theirs."""
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {USER_LABEL: namespace_of(identity.user, "{user}")},
+            "annotations": {OWNER_ANNOTATION: identity.user},
+        }
+    }
 
 
 def _binding(namespace: str, identity: Identity, settings: GatewaySettings) -> dict[str, Any]:

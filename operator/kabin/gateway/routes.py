@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -34,15 +35,19 @@ def text(body: str, status: int = 200) -> web.Response:
 
 
 async def params(request: web.Request) -> protocol.Params:
-    """The query string, plus the body when it is urlencoded (or unlabelled)."""
-    sources: list[Any] = [request.query]
+    """The query string, plus the body when it is urlencoded (or unlabelled: aiohttp
+    calls a body without a Content-Type application/octet-stream)."""
+    sources: list[Any] = [request.query.items()]
     if request.can_read_body and request.content_type in (
         "application/x-www-form-urlencoded",
         "application/octet-stream",
-        "",
     ):
-        sources.append(await request.post())
-    return protocol.Params(*(s.items() for s in sources if not isinstance(s, str)))
+        try:
+            text = (await request.read()).decode()
+        except UnicodeDecodeError:
+            raise Invalid("body: not UTF-8 text") from None
+        sources.append(parse_qsl(text, keep_blank_values=True))
+    return protocol.Params(*sources)
 
 
 def _context(request: web.Request) -> tuple[Kube, Identity, protocol.Version]:

@@ -393,10 +393,9 @@ async def review_token(api: client.ApiClient, token: str) -> dict[str, Any]:
     return status
 
 
-async def namespace_exists(api: client.ApiClient, name: str) -> bool:
-    """Whether a namespace exists (and is not being deleted)."""
-    found = await _read(client.CoreV1Api(api).read_namespace, name)
-    return found is not None and not found["metadata"].get("deletionTimestamp")
+async def get_namespace(api: client.ApiClient, name: str) -> dict[str, Any] | None:
+    """A namespace, or None when there is none."""
+    return await _read(client.CoreV1Api(api).read_namespace, name)
 
 
 async def create_namespace(api: client.ApiClient, namespace: dict[str, Any]) -> bool:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.gateway.dashboard import pages
+from kabin.gateway.dashboard.signin import COOKIE
+from kabin.gateway.identity import Unauthenticated
 from kabin.k8s import objects
 
 log = logging.getLogger("kabin.gateway")
@@ -37,10 +40,18 @@ class _Follower:
     watch, as the user: list, then watch from there; list again when the watch ends or
     its version is too old. `changed` is set after every change."""
 
-    def __init__(self, api: Any, namespace: str, user: str) -> None:
+    def __init__(
+        self,
+        api: Any,
+        namespace: str,
+        user: str,
+        signed_in: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.api, self.namespace, self.user = api, namespace, user
+        self.signed_in = signed_in  # checks the token again before each watch
         self.known: dict[str, dict[str, Any]] = {}
         self.changed = asyncio.Event()
+        self.ended = False
 
     def _keep(self, obj: dict[str, Any]) -> None:
         if obj["spec"].get("user") == self.user:
@@ -64,7 +75,13 @@ class _Follower:
     async def run(self) -> None:
         while True:
             try:
+                if self.signed_in is not None:
+                    await self.signed_in()  # a token revoked or expired ends the stream
                 await self._once()
+            except Unauthenticated:
+                self.ended = True
+                self.changed.set()
+                return
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
@@ -81,7 +98,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     visitor, sessions, kube = pages._user(request)
     board = request.app[pages.DASHBOARD]
     number = pages._page_number(request)
-    follower = _Follower(kube.as_user(visitor.identity), sessions.namespace, visitor.identity.user)
+    token = request.cookies.get(COOKIE)
+    follower = _Follower(
+        kube.as_user(visitor.identity),
+        sessions.namespace,
+        visitor.identity.user,
+        signed_in=(lambda: board.authenticate(token))
+        if token and not kube.settings.trust_proxy_headers
+        else None,
+    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -102,6 +127,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             await asyncio.sleep(GATHER)
             follower.changed.clear()
+            if follower.ended:
+                await response.write(b"event: signed-out\ndata: \n\n")
+                break
             html = pages.sessions_fragment(board, visitor, list(follower.known.values()), number)
             if html != sent:
                 await response.write(event("sessions", html))

@@ -19,7 +19,14 @@ from kabin.client.errors import Invalid, KabinError, NotFound
 from kabin.client.session import AsyncSession
 from kabin.gateway import protocol, routes
 from kabin.gateway.dashboard import views
-from kabin.gateway.dashboard.signin import COOKIE, CSRF_FIELD, Visitor, set_cookie
+from kabin.gateway.dashboard.signin import (
+    COOKIE,
+    CSRF_FIELD,
+    Visitor,
+    form,
+    same_origin,
+    set_cookie,
+)
 from kabin.gateway.identity import Unauthenticated
 from kabin.gateway.kube import Kube
 from kabin.k8s import objects
@@ -80,8 +87,9 @@ async def signin_page(request: web.Request) -> web.Response:
 
 
 async def signin(request: web.Request) -> web.Response:
-    form = await request.post()
-    token = str(form.get("token") or "").strip()
+    if not same_origin(request):  # no signing someone in from another site's page
+        raise web.HTTPForbidden(text="sign in from kabin's own page")
+    token = (await form(request)).get("token", "").strip()
     try:
         if not token:
             raise Unauthenticated("enter the token you were given")
@@ -200,7 +208,7 @@ def _number(values: dict[str, str], key: str) -> float | None:
 
 async def start(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
-    values = {k: str(v) for k, v in (await request.post()).items() if k != CSRF_FIELD}
+    values = {k: v for k, v in (await form(request)).items() if k != CSRF_FIELD}
     context = await _form_context(sessions, visitor, values)
     chosen = context["chosen"]
     try:
@@ -282,7 +290,7 @@ async def drives_page(
 
 async def add_drive(request: web.Request) -> web.Response:
     _, sessions, _ = _user(request)
-    values = {k: str(v) for k, v in (await request.post()).items() if k != CSRF_FIELD}
+    values = {k: v for k, v in (await form(request)).items() if k != CSRF_FIELD}
     try:
         await sessions.create_drive(
             values.get("name", "").strip(),
@@ -300,8 +308,11 @@ async def add_drive(request: web.Request) -> web.Response:
 
 
 async def delete_drive(request: web.Request) -> web.Response:
-    _, sessions, _ = _user(request)
+    visitor, sessions, _ = _user(request)
     name = request.match_info["name"]
+    usable = {d.name for d in views.usable_drives(await _drives(sessions), visitor.identity.user)}
+    if name not in usable:  # also any name that is not a drive's (".", "..")
+        raise NotFound(f"drive {name!r} not found")
     namespace = sessions.namespace
     if not await sessions._call(lambda api: objects.delete_custom(api, "drives", namespace, name)):
         raise NotFound(f"drive {name!r} not found")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -44,8 +45,11 @@ def proxy_identity(request: web.Request, settings: GatewaySettings) -> Identity 
     user = request.headers.get(settings.proxy_user_header, "").strip()
     if not user:
         raise Unauthenticated(f"the proxy sent no {settings.proxy_user_header} header")
-    groups = request.headers.get(settings.proxy_groups_header, "")
-    return Identity(user=user, groups=tuple(g.strip() for g in groups.split(",") if g.strip()))
+    named = [g.strip() for g in request.headers.get(settings.proxy_groups_header, "").split(",")]
+    # system: groups (system:masters!) are the API server's to give, never a proxy's; the
+    # API server adds system:authenticated to every impersonated user itself.
+    groups = tuple(g for g in named if g and not g.startswith("system:"))
+    return Identity(user=user, groups=groups)
 
 
 def set_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
@@ -53,10 +57,30 @@ def set_cookie(response: web.StreamResponse, request: web.Request, token: str) -
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/")
 
 
+async def form(request: web.Request) -> dict[str, str]:
+    """A posted form's fields; 400 for a body that is not UTF-8 text."""
+    try:
+        posted = await request.post()
+    except UnicodeDecodeError:
+        raise web.HTTPBadRequest(text="the form is not UTF-8 text") from None
+    return {k: str(v) for k, v in posted.items()}
+
+
 async def check_csrf(request: web.Request, visitor: Visitor) -> None:
     """Refuse a change that does not carry the visitor's CSRF token (403)."""
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.content_type == "application/x-www-form-urlencoded":
-        given = (await request.post()).get(CSRF_FIELD)  # type: ignore[assignment]
-    if not isinstance(given, str) or not hmac.compare_digest(given, visitor.csrf):
+        given = (await form(request)).get(CSRF_FIELD)
+    expected = visitor.csrf.encode()
+    if given is None or not hmac.compare_digest(given.encode(errors="surrogateescape"), expected):
         raise web.HTTPForbidden(text="the form is stale or came from elsewhere (CSRF); reload it")
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a POST comes from the gateway's own pages: browsers say where a request
+    comes from (Sec-Fetch-Site, Origin), so another site cannot sign someone in."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
