@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_asyncio import client
 
+from kabin.api.environment import SESSION_TYPES
 from tests.chaos.invariants import GROUP, VERSION, scale
 from tests.support import command
 
@@ -34,20 +35,7 @@ NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True) | st.samp
 QUANTITY = st.sampled_from(
     ["1", "500m", "2Gi", "0", "-1", "1e3", "lots", "", "1.5", "10Ti"]
 ) | st.integers(-5, 300)
-TYPES = st.sampled_from(
-    [
-        "notebook",
-        "vscode",
-        "desktop",
-        "ssh",
-        "headless",
-        "carta",
-        "firefly",
-        "contributed",
-        "bogus",
-        "",
-    ]
-)
+TYPES = st.sampled_from([*SESSION_TYPES, "bogus", ""])
 # YAML itself allows no control characters: kubectl would refuse the whole stream.
 TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8)
 SCALAR = st.none() | st.booleans() | st.integers(-10, 10**6) | TEXT

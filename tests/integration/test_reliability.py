@@ -15,6 +15,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from kabin.api.environment import SESSION_TYPES
 from tests.support import eventually, kubectl_apply, manifest
 
 pytestmark = pytest.mark.integration
@@ -110,16 +111,7 @@ async def test_every_example_and_session_type_meets_the_restricted_standard(
         if doc
     ]
     # Every type, each with an image-only session too.
-    for kind in (
-        "notebook",
-        "vscode",
-        "desktop",
-        "ssh",
-        "headless",
-        "carta",
-        "firefly",
-        "contributed",
-    ):
+    for kind in SESSION_TYPES:
         sessions.append(manifest("Session", f"plain-{kind}", {"type": kind, "image": "busybox"}))
     for doc in sessions:
         if doc["spec"]["type"] != "headless":  # a drive each, so that none waits for another

@@ -8,9 +8,9 @@ and `Unreachable`, all `KabinError`s.
 
 from __future__ import annotations
 
-import json
-
 from kubernetes_asyncio.client.rest import ApiException
+
+from kabin.k8s.errors import message_of
 
 
 class KabinError(Exception):
@@ -54,18 +54,6 @@ _BY_STATUS: dict[int, type[KabinError]] = {
     409: AlreadyExists,
     422: Invalid,
 }
-
-
-def message_of(error: ApiException) -> str:
-    """The API server's message in an error response (a Status object), else its reason."""
-    try:
-        body = json.loads(error.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    text = (error.body or "").strip() if isinstance(error.body, str) else ""
-    return text or f"{error.status} {error.reason}"
 
 
 def from_api(error: ApiException) -> KabinError:

@@ -31,14 +31,16 @@ class Failure:
     status: int | None = None
 
 
-def _message(error: ApiException) -> str:
+def message_of(error: ApiException) -> str:
+    """The API server's message in an error response (a Status object), else its reason."""
     try:
         body = json.loads(error.body or "")
     except (TypeError, ValueError):
         body = None
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
-    return f"{error.status} {error.reason}"
+    text = (error.body or "").strip() if isinstance(error.body, str) else ""
+    return text or f"{error.status} {error.reason}"
 
 
 def classify(error: BaseException) -> Failure | None:
@@ -46,7 +48,7 @@ def classify(error: BaseException) -> Failure | None:
     (a bug, which the work queue logs with its traceback)."""
     if isinstance(error, ApiException):
         status = int(error.status or 0)
-        message = _message(error)
+        message = message_of(error)
         if status == 409:
             return Failure(True, Reason.CONFLICT, message, status)
         if status == 429 or status >= 500 or status == 0:
