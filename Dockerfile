@@ -8,12 +8,12 @@ RUN npm ci --no-audit --no-fund
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY operator ./operator
 COPY --from=assets /assets/node_modules/htmx.org/dist/htmx.min.js \
      /assets/node_modules/htmx-ext-sse/dist/sse.min.js \
      ./operator/kabin/gateway/dashboard/static/vendor/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels --constraint requirements.lock .
 
 FROM python:3.11-slim
 RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin kabin

@@ -9,14 +9,14 @@ KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 DASHBOARD := operator/kabin/gateway/dashboard
 ASSETS := $(DASHBOARD)/static/vendor/.installed
 
-.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint docs unit test chaos up operator clean
+.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint lock docs unit test chaos up operator clean
 
 help:
 	@echo "make up            local control plane + CRDs + examples + operator (foreground)"
 	@echo "make test          lint, unit and integration tests (starts the control plane)"
 	@echo "make cluster-up    build (once) and start the local control plane"
 	@echo "make cluster-down  stop it and remove its files"
-	@echo "make lint          ruff, mypy --strict, import-linter"
+	@echo "make lint          ruff, mypy --strict, import-linter, hadolint"
 	@echo "make crds          regenerate crds/ from the pydantic models"
 	@echo "make chaos         the chaos suite at full size (tests/chaos)"
 	@echo "make docs          build the documentation site into build/site (mkdocs --strict)"
@@ -61,6 +61,15 @@ lint: venv
 	$(BIN)/ruff format --check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+
+# The image's pinned runtime dependencies: a clean install of kabin, frozen.
+lock:
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip install --quiet . && build/lock/bin/pip freeze --exclude-editable \
+	  | grep -v '^kabin' > build/lock.txt
+	{ sed -n '1,/^#.*pinned here\.$$/p' requirements.lock; cat build/lock.txt; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 # The documentation site (mkdocs.yml); its reference pages are generated from the
 # code by hack/docs_hooks.py. --strict: a warning (a broken link or anchor) fails it.
