@@ -77,10 +77,17 @@ async def events_of(sessions: AsyncSession, obj: dict[str, Any]) -> list[dict[st
     return [e for e in events if (e.get("involvedObject") or {}).get("name") in pods | {name}]
 
 
-async def _environments(sessions: AsyncSession) -> list[dict[str, Any]]:
+async def environments(sessions: AsyncSession) -> list[dict[str, Any]]:
+    """The published EnvironmentConfigs, read as the user."""
     return await sessions._call(
         lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
     )
+
+
+async def own(sessions: AsyncSession, identity: Identity) -> list[dict[str, Any]]:
+    """The user's sessions: in their namespace, and created by them."""
+    found = await sessions._sessions(everywhere=False)
+    return [s for s in found if s["spec"].get("user") == identity.user]
 
 
 async def list_sessions(request: web.Request) -> web.Response:
@@ -104,9 +111,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     sessions = kube.sessions(identity)
     found = [
         s
-        for s in await sessions._sessions(everywhere=False)
-        if s["spec"].get("user") == identity.user
-        and protocol.matches(s, kind=kind, phases=phases)
+        for s in await own(sessions, identity)
+        if protocol.matches(s, kind=kind, phases=phases)
         and (view != "interactive" or s["spec"]["type"] != "headless")
     ]
     found.sort(key=records.sort_key)
@@ -119,8 +125,8 @@ async def create_session(request: web.Request) -> web.Response:
     given = await params(request)
     sessions = kube.sessions(identity)
     kind = protocol.session_type(given.one("type"), default="headless")
-    environments = (
-        await _environments(sessions)
+    published = (
+        await environments(sessions)
         if kind != "headless" and given.one("environment") is None
         else []
     )
@@ -129,7 +135,7 @@ async def create_session(request: web.Request) -> web.Response:
         given,
         session_id=protocol.new_id(),
         namespace=kube.namespace(identity),
-        environments=environments,
+        environments=published,
     )
     for _ in range(_CREATE_TRIES):
         if await sessions._call(lambda api: objects.create_custom(api, "sessions", manifest)):
@@ -203,8 +209,8 @@ async def images(request: web.Request) -> web.Response:
     kube, identity, _ = _context(request)
     given = await params(request)
     kind = protocol.session_type(given.one("type"))
-    environments = await _environments(kube.sessions(identity))
-    return web.json_response(protocol.images(environments, kind))
+    published = await environments(kube.sessions(identity))
+    return web.json_response(protocol.images(published, kind))
 
 
 async def availability(request: web.Request) -> web.Response:

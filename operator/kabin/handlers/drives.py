@@ -65,14 +65,7 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     spec = DriveSpec.model_validate(raw["spec"])
     previous = DriveStatus.model_validate(raw.get("status") or {})
     deleting = bool(meta.get("deletionTimestamp"))
-    failure = None
-    try:
-        pvc = await _sync_pvc(api, raw, spec, previous)
-    except Exception as e:  # a PVC refused (a storage quota, say) goes to the status
-        failure = errors.classify(e)
-        if failure is None or failure.retryable:
-            raise
-        pvc = await objects.get_pvc(api, namespace, drives.claim_name(name))
+    pvc, failure = await _pvc(api, raw, spec, previous)
 
     # Who wants the drive, and whose pods can still write to it.
     sessions = await objects.list_custom(api, "sessions", namespace)
@@ -119,6 +112,22 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
         await _finish_deletion(api, raw, spec)
     if failure is not None:
         await _report(api, raw, previous, failure)
+
+
+async def _pvc(
+    api: Any, raw: dict[str, Any], spec: DriveSpec, previous: DriveStatus
+) -> tuple[dict[str, Any] | None, errors.Failure | None]:
+    """The Drive's PVC, made or changed as its spec says; a refusal (a storage quota,
+    say) comes back as the failure for the status, with the PVC as it is."""
+    try:
+        return await _sync_pvc(api, raw, spec, previous), None
+    except Exception as e:
+        failure = errors.classify(e)
+        if failure is None or failure.retryable:
+            raise
+        meta = raw["metadata"]
+        claim = drives.claim_name(meta["name"])
+        return await objects.get_pvc(api, meta["namespace"], claim), failure
 
 
 async def _report(

@@ -138,19 +138,19 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         settings=state.settings,
         drive=await _drive(api, namespace, name, spec, state.settings),
     )
-    seen = await _observe(session, previous, failure)
+    seen = _look(session, await _read(session), previous, failure)
     if not session.deleting and failure is None:
         try:
-            changed = await _converge(session, seen)
+            if await _converge(session, seen):
+                # What we just did is part of the status; what we decided (a terminal
+                # phase) stays.
+                seen = _look(session, await _read(session), seen.outcome.status)
         except Exception as e:
             failure = errors.classify(e)
             if failure is None or failure.retryable:
                 raise
-            changed = True
-        if changed:
-            # What we just did (or could not do) is part of the status; what we decided (a
-            # terminal phase) stays.
-            seen = await _observe(session, seen.outcome.status, failure)
+            # What could not be done goes to the status, from what was just read.
+            seen = _look(session, seen.children, seen.outcome.status, failure)
     outcome = seen.outcome
 
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -177,21 +177,33 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
 
 
 @dataclass(frozen=True)
-class _Seen:
-    """What one look at a session's children found, and the status computed from it."""
+class _Children:
+    """What one look at a session's children found."""
 
-    outcome: status.Outcome
+    lease: dict[str, Any] | None
     pods: list[dict[str, Any]]
     services: list[dict[str, Any]]
-    no_lease: bool  # an interactive session whose activity Lease is missing
 
 
-async def _observe(
-    session: _Session, previous: SessionStatus, failure: errors.Failure | None = None
-) -> _Seen:
-    """Read the session's pods, Services and activity Lease, and compute its status."""
-    api, owner, settings = session.api, session.owner, session.settings
-    meta = session.raw["metadata"]
+@dataclass(frozen=True)
+class _Seen:
+    """The session's children, and the status computed from them."""
+
+    children: _Children
+    outcome: status.Outcome
+
+    @property
+    def pods(self) -> list[dict[str, Any]]:
+        return self.children.pods
+
+    @property
+    def services(self) -> list[dict[str, Any]]:
+        return self.children.services
+
+
+async def _read(session: _Session) -> _Children:
+    """The session's pods, and an interactive one's Services and activity Lease."""
+    api, owner = session.api, session.owner
     selector = resolve.selector(owner)
     interactive = session.interactive
     lease = await objects.get_lease(api, owner.namespace, owner.name) if interactive else None
@@ -199,18 +211,29 @@ async def _observe(
     services = (
         await objects.list_owned(api, "Service", owner.namespace, selector) if interactive else []
     )
+    return _Children(lease, pods, services)
+
+
+def _look(
+    session: _Session,
+    children: _Children,
+    previous: SessionStatus,
+    failure: errors.Failure | None = None,
+) -> _Seen:
+    """The session's status from what was read."""
+    meta, settings = session.raw["metadata"], session.settings
     observed = status.Observed(
         spec=session.spec,
-        owner=owner,
+        owner=session.owner,
         resolved=session.resolved,
         generation=meta.get("generation", 0),
         previous=previous,
-        pods=pods,
-        services={s["metadata"]["name"]: s for s in services},
+        pods=children.pods,
+        services={s["metadata"]["name"]: s for s in children.services},
         deleting=session.deleting,
         renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
         drive=session.drive,
-        activity=activity.from_lease(lease),
+        activity=activity.from_lease(children.lease),
         failure=(failure.reason, failure.message) if failure else None,
     )
     outcome = status.compute(
@@ -223,7 +246,7 @@ async def _observe(
             expiring_soon=settings.expiring_soon,
         ),
     )
-    return _Seen(outcome, pods, services, interactive and lease is None)
+    return _Seen(children, outcome)
 
 
 async def _drive(
@@ -255,7 +278,7 @@ async def _converge(session: _Session, seen: _Seen) -> bool:
     if session.drive is not None and not session.drive.granted and not existing:
         return False  # its pods start once the drive is granted to it
     missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
-    if missing or seen.no_lease:
+    if missing or (session.interactive and seen.children.lease is None):
         await _agent_access(session)
     created = await _create_pods(session, missing)
     removed = await _remove_extra_pods(session, existing)

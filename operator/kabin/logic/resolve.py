@@ -63,6 +63,14 @@ class Resolved:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def timeout_mode(session_type: str, configured: str | None) -> str:
+    """Idle or absolute: what the environment says, else idle for the types people use
+    in a browser and absolute for ssh and headless runs."""
+    if configured:
+        return configured
+    return "idle" if session_type in BROWSER_TYPES else "absolute"
+
+
 def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
     """Fill in what the session leaves to its environment."""
     defaults = env.resources.default if env and env.resources else None
@@ -71,9 +79,7 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
     timeout = spec.timeout
     if timeout is None:
         timeout = env.timeouts.default if env and env.timeouts and env.timeouts.default else -1
-    mode = env.timeouts.mode if env and env.timeouts and env.timeouts.mode else None
-    if mode is None:
-        mode = "idle" if spec.type in BROWSER_TYPES else "absolute"
+    mode = timeout_mode(spec.type, env.timeouts.mode if env and env.timeouts else None)
     overrides = (
         env.pod_overrides.model_dump(exclude_none=True, by_alias=True)
         if env and env.pod_overrides

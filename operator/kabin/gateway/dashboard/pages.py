@@ -63,17 +63,6 @@ def _user(request: web.Request) -> tuple[Visitor, AsyncSession, Kube]:
     return visitor, kube.sessions(visitor.identity), kube
 
 
-async def mine(sessions: AsyncSession, user: str) -> list[dict[str, Any]]:
-    """The user's sessions (their namespace, created by them)."""
-    return [s for s in await sessions._sessions(everywhere=False) if s["spec"].get("user") == user]
-
-
-async def _environments(sessions: AsyncSession) -> list[dict[str, Any]]:
-    return await sessions._call(
-        lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
-    )
-
-
 async def _drives(sessions: AsyncSession) -> list[dict[str, Any]]:
     namespace = sessions.namespace
     return await sessions._call(lambda api: objects.list_custom(api, "drives", namespace))
@@ -119,7 +108,7 @@ def _page_number(request: web.Request) -> int:
 
 async def sessions_page(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
-    rows, pages = views.page(await mine(sessions, visitor.identity.user), _page_number(request))
+    rows, pages = views.page(await routes.own(sessions, visitor.identity), _page_number(request))
     return _render(request, "sessions.html", rows=rows, pages=pages, page=_page_number(request))
 
 
@@ -171,7 +160,7 @@ async def events(request: web.Request) -> web.Response:
 async def _form_context(
     sessions: AsyncSession, visitor: Visitor, values: dict[str, str]
 ) -> dict[str, Any]:
-    choices = views.choices(await _environments(sessions))
+    choices = views.choices(await routes.environments(sessions))
     chosen = next((c for c in choices if c.value == values.get("choice")), None)
     if chosen is None and choices:
         chosen = choices[0]
@@ -253,7 +242,7 @@ async def environments_page(request: web.Request) -> web.Response:
     import yaml
 
     _, sessions, _ = _user(request)
-    found = sorted(await _environments(sessions), key=lambda e: str(e["metadata"]["name"]))
+    found = sorted(await routes.environments(sessions), key=lambda e: str(e["metadata"]["name"]))
     cards = []
     for env in found:
         shown = {k: v for k, v in env.items() if k in ("apiVersion", "kind", "spec")}

@@ -16,6 +16,8 @@ from typing import Any
 from kabin.api.environment import SESSION_TYPES
 from kabin.api.meta import parse_quantity
 from kabin.api.names import NAME_ANNOTATION
+from kabin.client.records import ACTIVE
+from kabin.logic.resolve import timeout_mode
 
 LABELS = {
     "jupyterlab": "JupyterLab",
@@ -25,7 +27,6 @@ LABELS = {
     "http": "Web app",
 }
 """Access buttons are named after the interface, as Shakudo's are."""
-ACTIVE = ("Pending", "Running")
 PAGE_SIZE = 50
 TIMEOUT_CHOICES = [
     (3600, "1 hour"),
@@ -36,7 +37,6 @@ TIMEOUT_CHOICES = [
     (604800, "1 week"),
     (-1, "never"),
 ]
-BROWSER_TYPES = frozenset({"notebook", "vscode", "desktop", "carta", "firefly", "contributed"})
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def choices(environments: Sequence[Mapping[str, Any]]) -> list[Choice]:
         resources = spec.get("resources") or {}
         timeouts = spec.get("timeouts") or {}
         for kind in types:
-            mode = timeouts.get("mode") or ("idle" if kind in BROWSER_TYPES else "absolute")
+            mode = timeout_mode(kind, timeouts.get("mode"))
             label = str(spec.get("displayName") or name)
             found.append(
                 Choice(
