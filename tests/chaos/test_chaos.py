@@ -189,12 +189,6 @@ async def test_etcd_stopped_for_10_s_during_a_burst(
 
 
 @local_only
-@pytest.mark.skipif(
-    os.environ.get("KABIN_CHAOS_RESTART") != "1",
-    reason="kwok 0.8.0's simulated kubelets stop advancing pods after `kwokctl stop` and "
-    "`start` (binary runtime): pods made after the restart stay Pending whatever the "
-    "operator does, so the invariants cannot be judged; KABIN_CHAOS_RESTART=1 runs it",
-)
 async def test_the_control_plane_restarts_during_a_burst(
     api: client.ApiClient, operator: object, namespace: str, kubeconfig: Path
 ) -> None:
