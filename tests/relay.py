@@ -1,13 +1,18 @@
-"""A local TCP relay that adds round-trip time between a client and the API server, as
-a cluster across a network would: for the chaos tests (200 ms) and the client
-benchmark. Connections go to loopback only."""
+"""Between a client and the API server: a local TCP relay that adds round-trip time, as
+a cluster across a network would (for the chaos tests, 200 ms, and the client
+benchmark); and an http proxy that drops chosen watch events (for the cache tests).
+Connections go to loopback only."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import ssl
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -62,6 +67,80 @@ def kubeconfig_through(url: str) -> str:
         config = yaml.safe_load(f)
     for cluster in config["clusters"]:
         cluster["cluster"]["server"] = url
+    with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as copy:
+        yaml.safe_dump(config, copy)
+    return copy.name
+
+
+async def filtering_proxy(
+    kubeconfig: str, drop: Callable[[dict[str, Any]], bool]
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A plain-http proxy to the API server of `kubeconfig`, authenticated as its user,
+    that forwards every request and answer except the watch events `drop` picks: a
+    client behind it misses exactly those events, as one whose watch lost them would.
+    Its URL, and a function that stops it."""
+    from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+    from kubernetes_asyncio import client, config
+
+    conf = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=conf)
+    tls = ssl.create_default_context(cafile=conf.ssl_ca_cert)
+    tls.load_cert_chain(conf.cert_file, conf.key_file)
+    upstream = ClientSession(
+        base_url=conf.host,
+        connector=TCPConnector(ssl=tls),
+        timeout=ClientTimeout(total=None),
+        auto_decompress=False,
+    )
+    hop = {"host", "content-length", "transfer-encoding", "connection"}
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        skip = hop if body else {*hop, "content-type"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        async with upstream.request(
+            request.method, request.rel_url, headers=headers, data=body or None
+        ) as answer:
+            response = web.StreamResponse(status=answer.status)
+            for key, value in answer.headers.items():
+                if key.lower() not in hop:
+                    response.headers[key] = value
+            await response.prepare(request)
+            if request.query.get("watch") in ("true", "1"):
+                while line := await answer.content.readline():
+                    if not drop(json.loads(line)):
+                        await response.write(line)
+            else:
+                async for chunk in answer.content.iter_any():
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+
+    async def stop() -> None:
+        await runner.cleanup()
+        await upstream.close()
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def kubeconfig_without_credentials(url: str) -> str:
+    """A kubeconfig for a proxy at `url` that authenticates on its own."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "proxy", "cluster": {"server": url}}],
+        "users": [{"name": "proxy", "user": {}}],
+        "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "proxy"}}],
+        "current-context": "proxy",
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as copy:
         yaml.safe_dump(config, copy)
     return copy.name

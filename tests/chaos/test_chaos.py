@@ -188,6 +188,15 @@ async def test_etcd_stopped_for_10_s_during_a_burst(
     await converged(api, namespace, count, within=scale(120, 900))
 
 
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 @local_only
 async def test_the_control_plane_restarts_during_a_burst(
     api: client.ApiClient, operator: object, namespace: str, kubeconfig: Path
@@ -196,8 +205,17 @@ async def test_the_control_plane_restarts_during_a_burst(
     docs = [headless(f"c{i:03d}") for i in range(count)]
     await apply(namespace, docs[: count // 2])
     env = {**os.environ, "KWOK_WORKDIR": str(ROOT / ".cluster" / "kwok")}
-    for verb in ("stop", "start"):
-        await run("kwokctl", verb, "cluster", "--name", "kabin", env=env, within=120)
+    pids = [int(p.read_text()) for p in (ROOT / ".cluster/kwok/clusters/kabin/pids").glob("*.pid")]
+    await run("kwokctl", "stop", "cluster", "--name", "kabin", env=env, within=120)
+
+    async def stopped() -> None:
+        # `kwokctl stop` signals and returns; a busy API server takes seconds to let go of
+        # its port, and one started before then fails to bind it.
+        alive = [pid for pid in pids if _running(pid)]
+        assert not alive, f"control-plane processes still stopping: {alive}"
+
+    await eventually(stopped, timeout=60)
+    await run("kwokctl", "start", "cluster", "--name", "kabin", env=env, within=120)
 
     async def serving() -> None:
         ready = await asyncio.create_subprocess_exec(

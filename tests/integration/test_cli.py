@@ -142,8 +142,11 @@ async def test_create_wait_shows_progress_until_ready_and_the_url(
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     steps = ["nb: Scheduled", "nb: Drive granted", "nb: jupyterlab ready", "nb: Ready"]
-    found = [next(i for i, line in enumerate(lines) if line.startswith(s)) for s in steps]
-    assert found == sorted(found), lines
+    placed, granted, lab, ready = (
+        next(i for i, line in enumerate(lines) if line.startswith(s)) for s in steps
+    )
+    # The drive and the pod may be reported by one status write, in either order.
+    assert max(placed, granted) < lab < ready, lines
     url = f"https://kabin.localtest.me/session/notebook/{namespace}/nb/lab"
     assert lines[-1] == f"nb: connect at {url}"
 

@@ -364,3 +364,40 @@ def test_kabin_makes_the_jupyter_token_unless_the_environment_sets_one() -> None
     )
     assert agent.jupyter_token_secret(OWNER, resolve.resolve(own, notebook)) is None
     assert agent.jupyter_token_secret(OWNER, resolve.resolve(spec, SSH_ENV)) is None
+
+
+@pytest.mark.parametrize(
+    ("actual", "wanted", "same"),
+    [
+        (
+            {"spec": {"ports": [{"port": 80, "protocol": "TCP"}], "clusterIP": "10.0.0.1"}},
+            {"spec": {"ports": [{"port": 80}]}},
+            True,
+        ),
+        ({"spec": {"ports": [{"port": 80}]}}, {"spec": {"ports": [{"port": 81}]}}, False),
+        (
+            {"spec": {"ports": [{"port": 80}, {"port": 22}]}},
+            {"spec": {"ports": [{"port": 80}]}},
+            False,
+        ),
+        ({"spec": {}}, {"spec": {"ingressClassName": None}}, True),
+        ({"spec": {"ingressClassName": "nginx"}}, {"spec": {"ingressClassName": None}}, False),
+        (
+            {"metadata": {"labels": {"a": "1"}}},
+            {"metadata": {"labels": {"a": "1", "b": "2"}}},
+            False,
+        ),
+    ],
+    ids=[
+        "defaults-added",
+        "port-changed",
+        "port-removed",
+        "null-absent",
+        "null-set",
+        "label-missing",
+    ],
+)
+def test_a_child_is_applied_again_only_when_it_lacks_something_kabin_wants(
+    actual: dict[str, Any], wanted: dict[str, Any], same: bool
+) -> None:
+    assert network.contains(actual, wanted) is same

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kabin.k8s import connect
+from kabin.k8s.client import request_kind
 
 KUBECONFIG = {
     "apiVersion": "v1",
@@ -43,3 +44,30 @@ async def test_the_environments_proxy_is_resolved_once(
         assert api.rest_client.pool_manager.trust_env is False
     finally:
         await api.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kind"),
+    [
+        ("GET", "https://h/api/v1/namespaces/ns/pods", ("list", "pods")),
+        ("GET", "https://h/api/v1/namespaces/ns/pods?watch=true&x=1", ("watch", "pods")),
+        ("GET", "https://h/api/v1/namespaces/ns/pods/p", ("get", "pods")),
+        ("GET", "https://h/api/v1/namespaces/ns", ("get", "namespaces")),
+        ("POST", "https://h/api/v1/namespaces/ns/pods", ("create", "pods")),
+        (
+            "PATCH",
+            "https://h/apis/kabin.dev/v1alpha1/namespaces/ns/sessions/s/status",
+            ("patch", "sessions/status"),
+        ),
+        ("DELETE", "https://h/api/v1/namespaces/ns/pods/p", ("delete", "pods")),
+        (
+            "GET",
+            "https://h/apis/kabin.dev/v1alpha1/environmentconfigs/e",
+            ("get", "environmentconfigs"),
+        ),
+    ],
+)
+def test_each_request_is_counted_under_the_api_servers_verb_and_resource(
+    method: str, url: str, kind: tuple[str, str]
+) -> None:
+    assert request_kind(method, url) == kind

@@ -5,6 +5,6 @@ Importing this package registers every handler with kopf's default registry;
 they read, call `kabin.logic`, apply through `kabin.k8s` and write status once.
 """
 
-from kabin.handlers import drives, lifecycle, runtime, sessions
+from kabin.handlers import cache, drives, lifecycle, runtime, sessions
 
-__all__ = ["drives", "lifecycle", "runtime", "sessions"]
+__all__ = ["cache", "drives", "lifecycle", "runtime", "sessions"]

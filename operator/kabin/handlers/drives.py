@@ -4,6 +4,11 @@ The lock lives in the API server: `Drive.status.holder`, written with a
 resourceVersion precondition, so two workers or two operator replicas can never
 both grant it (the second write fails with 409 Conflict and re-reads). Only this
 reconciler grants and releases; sessions read the holder and wait for it.
+
+The Drive, its PVC, its claimants and the pods mounting it are read from the
+operator's cache (`cache`). Before the drive passes from one session to another, the
+pods that mount it are read fresh from the API server: a pod the cache has not seen
+yet must not be left writing while the next holder mounts the drive.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.meta import GROUP
 from kabin.api.names import DRIVE_LABEL, Reason
 from kabin.handlers import runtime
+from kabin.handlers.cache import Cache
 from kabin.k8s import errors, objects
 from kabin.logic import drives, locks
 from kabin.settings import reconciles
@@ -57,26 +63,21 @@ async def pvc_changed(
 
 async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     """Make one Drive's PVC match its spec, and decide who holds it."""
-    api = await k8s.shared()
-    raw = await objects.get_custom(api, "drives", namespace, name)
+    api, cache = await k8s.shared(), state.cache
+    raw = cache.drive(namespace, name)
     if raw is None or await _ensure_finalizer(api, raw):
         return  # gone; or the finalizer's event brings us back with the new version
     meta = raw["metadata"]
     spec = DriveSpec.model_validate(raw["spec"])
     previous = DriveStatus.model_validate(raw.get("status") or {})
     deleting = bool(meta.get("deletionTimestamp"))
-    pvc, failure = await _pvc(api, raw, spec, previous)
-
-    # Who wants the drive, and whose pods can still write to it.
-    sessions = await objects.list_custom(api, "sessions", namespace)
-    pods = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
-    claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting)
+    pvc, failure = await _pvc(api, cache, raw, spec, previous)
     holder = previous.holder
-    orphan = holder is not None and any(
-        p not in locks.FINISHED for p in phases.get(holder.session, [])
-    )
     now = datetime.now(UTC)
-    decision = locks.decide(holder=holder, claimants=claimants, orphan_writing=orphan, now=now)
+    claimants, decision = _decide(cache.drive_pods(namespace, name), cache, raw, deleting, now)
+    if holder is not None and decision.holder != holder:
+        fresh = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
+        claimants, decision = _decide(fresh, cache, raw, deleting, now)
     status = drives.status_of(
         name=name,
         pvc=pvc,
@@ -90,8 +91,9 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
     if new != old:
-        # The precondition makes the grant safe against any other writer.
-        await objects.patch_custom(
+        # The precondition makes the grant safe against any other writer, and against
+        # a cache that is behind.
+        written = await objects.patch_custom(
             api,
             "drives",
             namespace,
@@ -100,6 +102,7 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
             status=True,
             resource_version=meta["resourceVersion"],
         )
+        cache.wrote(("Drive", namespace, name), meta["resourceVersion"], written)
     changed_hands = (holder.session if holder else None) != (
         decision.holder.session if decision.holder else None
     )
@@ -114,20 +117,35 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
         await _report(api, raw, previous, failure)
 
 
+def _decide(
+    pods: list[dict[str, Any]], cache: Cache, raw: dict[str, Any], deleting: bool, now: datetime
+) -> tuple[list[locks.Claimant], locks.Decision]:
+    """Who wants the drive, whose pods can still write to it, and so who holds it now."""
+    namespace, name = raw["metadata"]["namespace"], raw["metadata"]["name"]
+    sessions = cache.claimants(namespace, name)
+    claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting)
+    holder = DriveStatus.model_validate(raw.get("status") or {}).holder
+    orphan = holder is not None and any(
+        p not in locks.FINISHED for p in phases.get(holder.session, [])
+    )
+    decision = locks.decide(holder=holder, claimants=claimants, orphan_writing=orphan, now=now)
+    return claimants, decision
+
+
 async def _pvc(
-    api: Any, raw: dict[str, Any], spec: DriveSpec, previous: DriveStatus
+    api: Any, cache: Cache, raw: dict[str, Any], spec: DriveSpec, previous: DriveStatus
 ) -> tuple[dict[str, Any] | None, errors.Failure | None]:
     """The Drive's PVC, made or changed as its spec says; a refusal (a storage quota,
     say) comes back as the failure for the status, with the PVC as it is."""
+    meta = raw["metadata"]
+    pvc = cache.pvc(meta["namespace"], drives.claim_name(meta["name"]))
     try:
-        return await _sync_pvc(api, raw, spec, previous), None
+        return await _sync_pvc(api, pvc, raw, spec, previous), None
     except Exception as e:
         failure = errors.classify(e)
         if failure is None or failure.retryable:
             raise
-        meta = raw["metadata"]
-        claim = drives.claim_name(meta["name"])
-        return await objects.get_pvc(api, meta["namespace"], claim), failure
+        return pvc, failure
 
 
 async def _report(
@@ -161,19 +179,21 @@ async def _ensure_finalizer(api: Any, raw: dict[str, Any]) -> bool:
 
 
 async def _sync_pvc(
-    api: Any, raw: dict[str, Any], spec: DriveSpec, previous: DriveStatus
+    api: Any,
+    pvc: dict[str, Any] | None,
+    raw: dict[str, Any],
+    spec: DriveSpec,
+    previous: DriveStatus,
 ) -> dict[str, Any] | None:
     """Make the Drive's PVC (once), and grow or re-own it as the spec says."""
     meta = raw["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     claim = drives.claim_name(name)
-    pvc = await objects.get_pvc(api, namespace, claim)
     if meta.get("deletionTimestamp"):
         return pvc
     if pvc is None and previous.phase in (None, "Pending"):
         made = drives.build_pvc(name=name, namespace=namespace, uid=meta["uid"], spec=spec)
-        await objects.create_pvc(api, made)
-        return await objects.get_pvc(api, namespace, claim)
+        return await objects.create_pvc(api, made) or made  # made already: its watch comes
     if pvc is not None:
         patch = drives.pvc_changes(pvc, name=name, uid=meta["uid"], spec=spec)
         if patch:

@@ -10,13 +10,13 @@ import kopf
 from prometheus_client import start_http_server
 
 from kabin import settings as settings_module
-from kabin.handlers import drives, runtime, sessions
+from kabin.handlers import cache, drives, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
 
 
 @kopf.on.startup()
 async def configure(
-    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **indexes: Any
 ) -> None:
     """Read kabin's settings, tune kopf with them before any watch starts, and start
     the work queues."""
@@ -32,7 +32,7 @@ async def configure(
     if ours.metrics_port:
         start_http_server(ours.metrics_port)
         logger.info("Metrics at :%d/metrics", ours.metrics_port)
-    state = runtime.Runtime(settings=ours)
+    state = runtime.Runtime(settings=ours, cache=cache.Cache.of(indexes))
     for kind, reconcile in (("session", sessions.reconcile), ("drive", drives.reconcile)):
         queue = WorkQueue(
             functools.partial(reconcile, state),

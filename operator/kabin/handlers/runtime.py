@@ -1,7 +1,7 @@
 """What the operator's handlers share, made once at start-up and kept in kopf's memo
-(kopf's idiom for operator-wide state): the settings, read once, and the work queues
-of sessions and of drives. Handlers receive it as `memo.kabin`; the queues hand it to
-each reconcile."""
+(kopf's idiom for operator-wide state): the settings, read once, the cache of what
+the watches saw, and the work queues of sessions and of drives. Handlers receive it
+as `memo.kabin`; the queues hand it to each reconcile."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from kabin.handlers.cache import Cache
 from kabin.handlers.workqueue import WorkQueue
 from kabin.settings import OperatorSettings
 
@@ -19,6 +20,7 @@ class Runtime:
     """The operator's shared state."""
 
     settings: OperatorSettings
+    cache: Cache
     sessions: WorkQueue = field(init=False)
     drives: WorkQueue = field(init=False)
 

@@ -1,19 +1,22 @@
 """The Session reconciler: one level-triggered path for create, update and resume.
 
 Any event of a Session or of one of its pods, a deadline, or the periodic
-resync leads to the same `reconcile`: read everything fresh, compute the
-desired children and the status in `kabin.logic`, make the cluster match
-(creates that may repeat, deletes that may find nothing), and write the status
-only when it differs. Reconciles of one session never overlap (the work queue in `workqueue`).
+resync leads to the same `reconcile`: read the session and its children from the
+operator's cache (`cache`), compute the desired children and the status in
+`kabin.logic`, make the cluster match (creates that may repeat, deletes that may find
+nothing, applies only of what differs), and write the status only when it differs,
+over the resourceVersion it was computed from. An unchanged session costs no request.
+Reconciles of one session never overlap (the work queue in `workqueue`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +24,12 @@ import kopf
 
 from kabin import k8s
 from kabin.api import names
+from kabin.api.environment import EnvironmentConfig
 from kabin.api.meta import GROUP, parse_time
 from kabin.api.names import RENEW_ANNOTATION, Reason
 from kabin.api.session import SessionSpec, SessionStatus
 from kabin.handlers import metrics, runtime
+from kabin.handlers.cache import Cache
 from kabin.k8s import errors, objects
 from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
@@ -49,6 +54,7 @@ async def session_changed(
     if type == "DELETED":
         metrics.observe_phase((namespace, name), None, "")
         state.sessions.forget((namespace, name))
+        state.cache.forget((namespace, name))
         with contextlib.suppress(ValueError):
             drive = logic_drives.drive_of(SessionSpec.model_validate(dict(spec)))
             if drive:
@@ -68,11 +74,23 @@ async def session_changed(
     labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
     when=lambda namespace, **_: reconciles(namespace),
 )
+@kopf.on.event(
+    "services",
+    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
+    when=lambda namespace, **_: reconciles(namespace),
+)
+@kopf.on.event(
+    "networking.k8s.io",
+    "ingresses",
+    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
+    when=lambda namespace, **_: reconciles(namespace),
+)
 async def child_changed(
     *, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    """One of a Session's pods changed, or its agent renewed its activity Lease: its
-    status (and its expiry) may have moved."""
+    """One of a Session's pods changed, its agent renewed its activity Lease, or one of
+    its Services or its Ingress changed (someone edited or deleted it): its status (and
+    its expiry) may have moved, or a child needs making again."""
     state = runtime.of(memo)
     if namespace is None or state is None:
         return
@@ -99,6 +117,7 @@ class _Session:
     """One Session being reconciled: what was read of it, and where it lives."""
 
     api: Any
+    cache: Cache
     raw: dict[str, Any]
     spec: SessionSpec
     owner: resolve.Owner
@@ -116,35 +135,38 @@ class _Session:
 
 
 async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str | None:
-    api = await k8s.shared()
-    raw = await objects.get_session(api, namespace, name)
+    api, cache = await k8s.shared(), state.cache
+    raw = cache.session(namespace, name)
     if raw is None:
         metrics.observe_phase((namespace, name), None, "")
         state.sessions.forget((namespace, name))
         return None
     spec = SessionSpec.model_validate(raw["spec"])
     previous = SessionStatus.model_validate(raw.get("status") or {})
-    env = await k8s.get_environment(api, spec.environment) if spec.environment else None
+    env_raw = cache.environment(spec.environment) if spec.environment else None
+    env = EnvironmentConfig.model_validate(env_raw) if env_raw else None
     failure = None
     if spec.environment and env is None and not previous.phase:
         message = f'EnvironmentConfig "{spec.environment}" does not exist'
         failure = errors.Failure(False, Reason.ENVIRONMENT_NOT_FOUND, message)
     session = _Session(
         api=api,
+        cache=cache,
         raw=raw,
         spec=spec,
         owner=resolve.Owner(name, namespace, raw["metadata"]["uid"], spec.user or ""),
         resolved=resolve.resolve(spec, env.spec if env else None),
         settings=state.settings,
-        drive=await _drive(api, namespace, name, spec, state.settings),
+        drive=await _drive(api, cache, namespace, name, spec, state.settings),
     )
-    seen = _look(session, await _read(session), previous, failure)
+    seen = _look(session, _read(session), previous, failure)
     if not session.deleting and failure is None:
         try:
-            if await _converge(session, seen):
+            done = await _converge(session, seen)
+            if done is not None:
                 # What we just did is part of the status; what we decided (a terminal
                 # phase) stays.
-                seen = _look(session, await _read(session), seen.outcome.status)
+                seen = _look(session, done, seen.outcome.status)
         except Exception as e:
             failure = errors.classify(e)
             if failure is None or failure.retryable:
@@ -156,8 +178,14 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
     if new != old:
+        # Over the version it was computed from: a status from a stale cache is refused
+        # (409), and the reconcile runs again on what the watch brings.
         patch = {"status": {**{k: None for k in old if k not in new}, **new}}
-        await objects.patch_custom(api, "sessions", namespace, name, patch, status=True)
+        version = raw["metadata"]["resourceVersion"]
+        written = await objects.patch_custom(
+            api, "sessions", namespace, name, patch, status=True, resource_version=version
+        )
+        cache.wrote((namespace, name), version, written)
     for event in status.transitions(previous, outcome.status):
         await objects.post_event(api, raw, event.type, event.reason, event.message)
     _record(raw, spec, previous, outcome.status)
@@ -183,6 +211,7 @@ class _Children:
     lease: dict[str, Any] | None
     pods: list[dict[str, Any]]
     services: list[dict[str, Any]]
+    ingresses: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -201,17 +230,20 @@ class _Seen:
         return self.children.services
 
 
-async def _read(session: _Session) -> _Children:
-    """The session's pods, and an interactive one's Services and activity Lease."""
-    api, owner = session.api, session.owner
-    selector = resolve.selector(owner)
-    interactive = session.interactive
-    lease = await objects.get_lease(api, owner.namespace, owner.name) if interactive else None
-    pods = await objects.list_owned(api, "Pod", owner.namespace, selector)
-    services = (
-        await objects.list_owned(api, "Service", owner.namespace, selector) if interactive else []
+def _read(session: _Session) -> _Children:
+    """The session's pods, and an interactive one's Services, Ingress and activity Lease,
+    from the cache."""
+    cache, owner = session.cache, session.owner
+    where = (owner.namespace, owner.name)
+    if not session.interactive:
+        return _Children(None, cache.children("Pod", *where), [], [])
+    leases = [x for x in cache.children("Lease", *where) if x["metadata"]["name"] == owner.name]
+    return _Children(
+        leases[0] if leases else None,
+        cache.children("Pod", *where),
+        cache.children("Service", *where),
+        cache.children("Ingress", *where),
     )
-    return _Children(lease, pods, services)
 
 
 def _look(
@@ -250,33 +282,34 @@ def _look(
 
 
 async def _drive(
-    api: Any, namespace: str, name: str, spec: SessionSpec, settings: OperatorSettings
+    api: Any, cache: Cache, namespace: str, name: str, spec: SessionSpec, settings: OperatorSettings
 ) -> status.DriveView | None:
-    """Where the session stands with its drive; makes the user's default drive on demand."""
+    """Where the session stands with its drive; makes the user's default drive on demand
+    (one that exists already, unseen by the cache, is left as it is)."""
     drive_name = logic_drives.drive_of(spec)
     if drive_name is None:
         return None
-    raw = await objects.get_custom(api, "drives", namespace, drive_name)
+    raw = cache.drive(namespace, drive_name)
     if raw is None and not spec.drive and spec.user:
-        made = logic_drives.default_drive(
+        raw = logic_drives.default_drive(
             namespace=namespace, user=spec.user, size=settings.default_drive_size
         )
-        await objects.create_custom(api, "drives", made)
-        raw = await objects.get_custom(api, "drives", namespace, drive_name)
+        await objects.create_custom(api, "drives", raw)
     return logic_drives.view(drive_name, session=name, drive=raw)
 
 
-async def _converge(session: _Session, seen: _Seen) -> bool:
+async def _converge(session: _Session, seen: _Seen) -> _Children | None:
     """Create and delete children (given the pods just observed) so they match the spec;
-    True if anything changed."""
+    the children as they are now if anything changed, else None."""
     phase, spec, pods = seen.outcome.status.phase, session.spec, seen.pods
     if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
-        return await _free(session, pods)  # finished headless pods stay for their logs
+        freed = await _free(session, pods)  # finished headless pods stay for their logs
+        return replace(seen.children, pods=[]) if freed else None
     if phase in status.TERMINAL:
-        return False
+        return None
     existing = {resolve.replica_of(p): p for p in pods}
     if session.drive is not None and not session.drive.granted and not existing:
-        return False  # its pods start once the drive is granted to it
+        return None  # its pods start once the drive is granted to it
     missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
     if missing or (session.interactive and seen.children.lease is None):
         await _agent_access(session)
@@ -289,10 +322,13 @@ async def _converge(session: _Session, seen: _Seen) -> bool:
             "Normal",
             Reason.SCALED,
             f"scaled to {spec.replicas} replicas "
-            f"(added {created or 'none'}, removed {removed or 'none'})",
+            f"(added {sorted(created) or 'none'}, removed {removed or 'none'})",
         )
-    await _network(session, seen.services)
-    return bool(created or removed)
+    await _network(session, seen.children)
+    if not (created or removed):
+        return None
+    kept = [p for r, p in existing.items() if r not in removed]
+    return replace(seen.children, pods=[*kept, *created.values()])
 
 
 async def _free(session: _Session, pods: list[dict[str, Any]]) -> bool:
@@ -318,17 +354,17 @@ async def _agent_access(session: _Session) -> None:
         await objects.create_secret(session.api, token)
 
 
-async def _create_pods(session: _Session, replicas: list[int]) -> list[int]:
-    """Create the missing replicas' pods; the replicas created."""
-    drive, settings = session.drive, session.settings
+async def _create_pods(session: _Session, replicas: list[int]) -> dict[int, dict[str, Any]]:
+    """Create the missing replicas' pods, all at once; the pods created, by replica. The
+    cache expects them until its watch brings them."""
+    drive, settings, owner = session.drive, session.settings, session.owner
     mount = (drive.name, claim_name(drive.name)) if drive is not None else None
     sidecar = agent.AgentConfig(
         image=settings.agent_image, renew_interval=settings.activity_interval
     )
-    created = []
-    for replica in replicas:
-        pod = pod_builder.build_pod(
-            owner=session.owner,
+    pods = [
+        pod_builder.build_pod(
+            owner=owner,
             spec=session.spec,
             resolved=session.resolved,
             replica=replica,
@@ -336,8 +372,11 @@ async def _create_pods(session: _Session, replicas: list[int]) -> list[int]:
             drive=mount,
             agent=sidecar,
         )
-        if await objects.create_pod(session.api, pod):
-            created.append(replica)
+        for replica in replicas
+    ]
+    made = await asyncio.gather(*(objects.create_pod(session.api, pod) for pod in pods))
+    created = {r: pod for r, pod in zip(replicas, made, strict=True) if pod is not None}
+    session.cache.made("Pod", owner.namespace, owner.name, list(created.values()))
     return created
 
 
@@ -357,9 +396,10 @@ async def _remove_extra_pods(session: _Session, existing: dict[int, dict[str, An
     return removed
 
 
-async def _network(session: _Session, services: list[dict[str, Any]]) -> None:
-    """Apply the Services and Ingress the session's interfaces need, and delete the ones
-    it had but no longer needs (an interface removed from its environment)."""
+async def _network(session: _Session, children: _Children) -> None:
+    """Apply the Services and Ingress the session's interfaces need where they differ
+    from what is there, and delete the ones it had but no longer needs (an interface
+    removed from its environment)."""
     owner, settings = session.owner, session.settings
     wanted = network.build_services(
         owner=owner,
@@ -374,11 +414,16 @@ async def _network(session: _Session, services: list[dict[str, Any]]) -> None:
         host=settings.ingress_host,
         ingress_class=settings.ingress_class,
     )
-    for obj in [*wanted, *([ingress] if ingress else [])]:
-        await objects.apply(session.api, obj)
+    there = {o["metadata"]["name"]: o for o in children.services}
+    ingresses = {o["metadata"]["name"]: o for o in children.ingresses}
+    for obj, existing in [
+        *((s, there.get(s["metadata"]["name"])) for s in wanted),
+        *([(ingress, ingresses.get(ingress["metadata"]["name"]))] if ingress else []),
+    ]:
+        if existing is None or not network.contains(existing, obj):
+            await objects.apply(session.api, obj)
     kept = {s["metadata"]["name"] for s in wanted}
-    for service in services:
-        name = service["metadata"]["name"]
+    for name in there:
         if name not in kept:
             await objects.delete_owned(session.api, "Service", owner.namespace, name)
             if name == owner.name and ingress is None:  # the http Service's Ingress

@@ -99,7 +99,10 @@ class WorkQueue:
         self._failures[key] = (count + 1, reason)
         base, cap = self._backoff
         delay = min(cap, base * 2.0**count) * random.uniform(1.0, 1.2)  # with jitter
-        quiet = isinstance(error, errors.Reported) or reason == Reason.CONFLICT
+        # Conflicts and NotFound mean the cache is behind: a write over an old version,
+        # or to an object (or namespace) that is gone. The watch event that follows
+        # brings the reconcile back, or the deletion forgets it.
+        quiet = isinstance(error, errors.Reported) or reason in (Reason.CONFLICT, Reason.NOT_FOUND)
         if quiet or (count and reason == before):
             self._log.debug(
                 "Reconciling %s %s/%s failed again (%s); retrying in %.3g s",

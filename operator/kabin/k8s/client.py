@@ -1,11 +1,23 @@
-"""Connecting to the API server: in-cluster inside a pod, else a kubeconfig."""
+"""Connecting to the API server: in-cluster inside a pod, else a kubeconfig. Every
+request a client makes is counted (`kabin_api_requests_total`), by verb, resource and
+answer: the operator's read and write budget, and its API errors, in its metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from kubernetes_asyncio import client, config
+from prometheus_client import Counter
+
+API_REQUESTS = Counter(
+    "kabin_api_requests_total",
+    "Requests to the API server from this process, by verb, resource and HTTP status "
+    "(0: no answer).",
+    ["verb", "resource", "code"],
+)
 
 
 async def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
@@ -29,7 +41,52 @@ async def connect(*, kubeconfig: str | None = None, context: str | None = None) 
     # the environment, which kubernetes_asyncio asks for: a tenth of a busy client's or
     # operator's CPU. The proxy is resolved once above instead.
     api.rest_client.pool_manager._trust_env = False
+    _count_requests(api)
     return api
+
+
+def request_kind(method: str, url: str) -> tuple[str, str]:
+    """The API verb and resource (with its subresource) of a request, as the API server's
+    own metrics name them: ("list", "pods"), ("patch", "sessions/status")."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/").split("/")
+    rest = path[2:] if path[:1] == ["api"] else path[3:]
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    resource = "/".join(rest[:1] + rest[2:3])
+    named = len(rest) > 1
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    if method != "GET":
+        return verbs.get(method, method.lower()), resource
+    watching = "true" in parse_qs(parts.query).get("watch", [])
+    return ("get" if named else "watch" if watching else "list"), resource
+
+
+class _Counting:
+    """The client's connection pool, counting every request it sends and its answer.
+    Wrappers of the pool (the gateway's impersonation) keep the count."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    async def request(self, *, method: str, url: str, **kwargs: Any) -> Any:
+        verb, resource = request_kind(method, url)
+        code = 0
+        try:
+            response = await self._pool.request(method=method, url=url, **kwargs)
+            code = response.status
+            return response
+        finally:
+            API_REQUESTS.labels(verb, resource, str(code)).inc()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)  # close(), closed, ...
+
+
+def _count_requests(api: client.ApiClient) -> None:
+    """Count every request the client sends, whatever its answer."""
+    counting: Any = _Counting(api.rest_client.pool_manager)
+    api.rest_client.pool_manager = counting
 
 
 def _proxy_from_environment(configuration: client.Configuration) -> None:

@@ -101,10 +101,23 @@ async def list_owned(
     return await _items(call, namespace, label_selector=selector)
 
 
-async def create_pod(api: client.ApiClient, pod: dict[str, Any]) -> bool:
-    """Create a pod; False when it already exists (a repeated create after a restart)."""
+async def _made(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """Run a create call; the object as created, or None when it already exists (a
+    repeated create, which adopts the object)."""
+    try:
+        made: dict[str, Any] = await _json(await call(*args, **kwargs, _preload_content=False))
+    except ApiException as e:
+        if e.status == 409:
+            return None
+        raise
+    return made
+
+
+async def create_pod(api: client.ApiClient, pod: dict[str, Any]) -> dict[str, Any] | None:
+    """Create a pod; the pod as created, or None when it already exists (a repeated create
+    after a restart, or from a cache that has not seen it yet)."""
     core: Any = client.CoreV1Api(api)  # takes plain dicts as well as models
-    return await _created(
+    return await _made(
         core.create_namespaced_pod, pod["metadata"]["namespace"], pod, field_manager=FIELD_MANAGER
     )
 
@@ -218,9 +231,10 @@ async def patch_custom(
     *,
     status: bool = False,
     resource_version: str | None = None,
-) -> None:
-    """Merge-patch a Session or Drive (or its status). With `resource_version`, the patch
-    applies only if nobody changed the object since: a 409 Conflict otherwise."""
+) -> dict[str, Any]:
+    """Merge-patch a Session or Drive (or its status); the object as patched. With
+    `resource_version`, the patch applies only if nobody changed the object since: a 409
+    Conflict otherwise."""
     if resource_version is not None:
         body = {
             **body,
@@ -232,7 +246,13 @@ async def patch_custom(
         if status
         else custom.patch_namespaced_custom_object
     )
-    await call(GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE)
+    patched: dict[str, Any] = await _json(
+        await call(
+            GROUP, VERSION, namespace, plural, name, body,
+            _content_type=MERGE, _preload_content=False,
+        )
+    )  # fmt: skip
+    return patched
 
 
 async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
@@ -241,11 +261,11 @@ async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str,
     return await _read(core.read_namespaced_persistent_volume_claim, name, namespace)
 
 
-async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> bool:
-    """Create a PersistentVolumeClaim; False when it already exists."""
+async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> dict[str, Any] | None:
+    """Create a PersistentVolumeClaim; the claim as created, or None when it exists."""
     core: Any = client.CoreV1Api(api)
     namespace = pvc["metadata"]["namespace"]
-    return await _created(core.create_namespaced_persistent_volume_claim, namespace, pvc)
+    return await _made(core.create_namespaced_persistent_volume_claim, namespace, pvc)
 
 
 async def patch_pvc(api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]) -> None:

@@ -80,3 +80,21 @@ def build_ingress(
         },
         "spec": ingress_spec,
     }
+
+
+def contains(actual: Any, wanted: Any) -> bool:
+    """Whether `actual` (an object as the API server has it) already says everything
+    `wanted` says: every field of `wanted`, at any depth, with the same value. Fields the
+    server defaulted or another manager set do not matter; a server-side apply of
+    `wanted` would change nothing."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            contains(actual[k], v) if k in actual else v is None for k, v in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(wanted)
+            and all(contains(a, w) for a, w in zip(actual, wanted, strict=True))
+        )
+    return bool(actual == wanted)
