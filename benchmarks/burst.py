@@ -69,6 +69,7 @@ class Run:
     overhead: list[float] = field(default_factory=list)  # session Ready - its pods' Ready
     apiserver: Requests = field(default_factory=Counter)
     operator: Requests = field(default_factory=Counter)
+    complete: bool = True
 
 
 # -- the API server, raw (no model objects: this script shares the CPUs it measures) --
@@ -188,8 +189,8 @@ class Operator:
     def profile(self, out: Path) -> subprocess.Popen[bytes]:
         """Sample the operator's stacks with py-spy until interrupted (collapsed stacks)."""
         return subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.proc.pid), "--format", "raw",
-             "--rate", "50", "--output", str(out)],
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.proc.pid),
+             "--format", "raw", "--rate", "50", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -217,13 +218,13 @@ async def _nodes(api: client.ApiClient, count: int) -> list[str]:
                 "allocatable": {"cpu": "2000", "memory": "8Ti", "pods": "1000"},
             },
         }
-        await _send(api, "POST", "/api/v1/nodes", json.dumps(node), "application/json")
+        await _send(api, "POST", "/api/v1/nodes", node, "application/json")
     return names
 
 
 async def _namespace(api: client.ApiClient, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:5]}"
-    body = json.dumps({"metadata": {"name": name}})
+    body = {"metadata": {"name": name}}
     await _send(api, "POST", "/api/v1/namespaces", body, "application/json")
     return name
 
@@ -250,6 +251,7 @@ async def burst(
     concurrency: int,
     kind: str,
     profile: Path | None = None,
+    within: float = 900,
 ) -> str:
     """Create `run.count` objects of `kind` (pods, headless, interactive) in a fresh
     namespace and wait until all are Ready; the namespace."""
@@ -271,9 +273,7 @@ async def burst(
             gated.add(name)  # what the pod's agent does once JupyterLab answers
             status = {"status": {"conditions": [{"type": GATE, "status": "True"}]}}
             path = f"/api/v1/namespaces/{namespace}/pods/{name}/status"
-            await _send(
-                api, "PATCH", path, json.dumps(status), "application/strategic-merge-patch+json"
-            )
+            await _send(api, "PATCH", path, status, "application/strategic-merge-patch+json")
 
     def session_seen(obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -291,7 +291,10 @@ async def burst(
     profiler = operator.profile(profile) if profile and kind != "pods" else None
     start = time.perf_counter()
     await _all(run.count, concurrency, lambda i: _create(api, namespace, kind, i))
-    await done.wait()
+    try:
+        await asyncio.wait_for(done.wait(), within)
+    except TimeoutError:
+        run.complete = False
     run.seconds = time.perf_counter() - start
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)  # py-spy writes its file and exits
@@ -324,7 +327,7 @@ async def _create(api: client.ApiClient, namespace: str, kind: str, i: int) -> N
             },
         }
         path = f"/api/v1/namespaces/{namespace}/pods"
-        await _send(api, "POST", path, json.dumps(pod), "application/json")
+        await _send(api, "POST", path, pod, "application/json")
         return
     spec: dict[str, Any] = {"resources": {"cpu": "0.1", "memory": "128Mi"}}
     if kind == "headless":
@@ -338,7 +341,27 @@ async def _create(api: client.ApiClient, namespace: str, kind: str, i: int) -> N
         "spec": spec,
     }
     path = f"/apis/kabin.dev/v1alpha1/namespaces/{namespace}/sessions"
-    await _send(api, "POST", path, json.dumps(session), "application/json")
+    await _send(api, "POST", path, session, "application/json")
+
+
+async def restarted(operator: Operator, sessions: int) -> float:
+    """Seconds until a fresh operator knows every session (its cache loaded, its watches
+    delivered them)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < 600:
+        await asyncio.sleep(0.5)
+        url = f"http://127.0.0.1:{operator.port}/metrics"
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url) as response:
+                text = await response.text()
+        except aiohttp.ClientError:
+            continue  # not serving metrics yet
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                known = sample.name == "kabin_workqueue_objects" and sample.labels["queue"]
+                if known == "session" and sample.value >= sessions:
+                    return time.perf_counter() - start
+    return float("nan")
 
 
 async def idle(operator: Operator, seconds: float) -> tuple[Requests, float]:
@@ -380,8 +403,9 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
             if run.name != "bare pods"
             else ("-", "-")
         )
+        took = f"{run.seconds:.1f} s" if run.complete else f"not all in {run.seconds:.0f} s"
         print(
-            f"| {run.name} | {run.count} | {run.seconds:.1f} s | {ratio} "
+            f"| {run.name} | {run.count} | {took} | {ratio} "
             f"| {_p50(list(run.ready.values())):.1f} s | {overhead} | {per[0]} | {per[1]} |"
         )
     reads, writes = _split(idle_requests)
@@ -421,15 +445,24 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
     api = await connect()
     log = ROOT / "build" / "burst-operator.log"
     log.parent.mkdir(exist_ok=True)
-    applied = await asyncio.create_subprocess_exec(
-        "kubectl", "apply", "--server-side", "-f", str(ROOT / "examples" / "envcfg-notebook.yaml"),
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    assert await applied.wait() == 0, "kubectl apply of the notebook environment failed"
-    nodes = await _nodes(api, count)
+    for args in (
+        ["-k", str(ROOT / "crds")],
+        ["-f", str(ROOT / "examples" / "envcfg-notebook.yaml")],
+    ):
+        applied = await asyncio.create_subprocess_exec(
+            "kubectl", "apply", "--server-side", *args, stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await applied.wait() == 0, f"kubectl apply {args} failed"
+        await asyncio.sleep(2)  # the CRDs are established
     operator = Operator(log)
     namespaces: list[str] = []
+    nodes: list[str] = []
     try:
+        # An earlier run's, still being deleted: their drives' finalizers need the operator.
+        while leftover := await _leftover(api):
+            print(f"waiting for {', '.join(leftover)} to go", flush=True)
+            await asyncio.sleep(10)
+        nodes = await _nodes(api, count)
         await _until_serving(api)
         runs = []
         names = {"pods": "bare pods", "headless": "headless sessions"}
@@ -439,20 +472,42 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
             out = ROOT / "build" / f"burst-profile-{kind}.txt" if profile else None
             namespaces.append(await burst(api, operator, run, concurrency, kind, out))
             runs.append(run)
+            ready = len(run.ready)
+            print(f"  {ready}/{count} Ready in {run.seconds:.1f} s", flush=True)
         await asyncio.sleep(3)
         idle_requests, idle_cpu = await idle(operator, 2 * RESYNC)
-        report(runs, idle_requests, idle_cpu, operator.rss_mb())
+        rss = operator.rss_mb()
+        report(runs, idle_requests, idle_cpu, rss)
+        operator.stop()
+        operator = Operator(log)
+        sessions = sum(r.count for r in runs if r.name != "bare pods")
+        took = await restarted(operator, sessions)
+        print(f"\nRestarted among them: every session known again {took:.1f} s after the start")
         for kind in kinds if profile else []:
             out = ROOT / "build" / f"burst-profile-{kind}.txt"
             if out.exists():
                 hot(out)
     finally:
-        operator.stop()
+        # The namespaces go first, with the operator (their drives' finalizers) and the
+        # nodes (whose simulated kubelets finish the pods) still there.
         for namespace in namespaces:
             await _send(api, "DELETE", f"/api/v1/namespaces/{namespace}", None, "application/json")
+        for _ in range(360):
+            if not await _leftover(api):
+                break
+            await asyncio.sleep(5)
+        operator.stop()
         for node in nodes:
             await _send(api, "DELETE", f"/api/v1/nodes/{node}", None, "application/json")
         await api.close()
+
+
+async def _leftover(api: client.ApiClient) -> list[str]:
+    """Namespaces of earlier, interrupted runs."""
+    found = await _get(api, "/api/v1/namespaces")
+    return [
+        n["metadata"]["name"] for n in found["items"] if n["metadata"]["name"].startswith("burst-")
+    ]
 
 
 async def _until_serving(api: client.ApiClient) -> None:
@@ -467,7 +522,7 @@ async def _until_serving(api: client.ApiClient) -> None:
     path = f"/apis/kabin.dev/v1alpha1/namespaces/{namespace}/sessions"
     for _ in range(300):
         try:
-            await _send(api, "POST", path, json.dumps(session), "application/json")
+            await _send(api, "POST", path, session, "application/json")
             break
         except RuntimeError:
             await asyncio.sleep(0.2)  # its webhooks are not registered yet

@@ -42,6 +42,9 @@ else
     --extra-args kwok-controller=node-ip=127.0.0.1
     # Node names do not resolve here; reach the (simulated) kubelets by address.
     --extra-args kube-apiserver=kubelet-preferred-address-types=InternalIP
+    # Every interactive session has a ClusterIP Service; the default range (a /24)
+    # runs out at 254 of them. A cluster's usual /12.
+    --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/12
     # A restarted kwok controller has a new identity, and takes a node over only
     # once the node's Lease from its previous life expires: 40 s x the heartbeat
     # factor 5 by default. 4 x 5 = 20 s makes `kwokctl stop` and `start` look like

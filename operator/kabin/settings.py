@@ -97,9 +97,10 @@ class OperatorSettings(BaseSettings):
         default=1000, gt=0, description="The longest wait between retries of a reconcile."
     )
     reconcile_workers: int = Field(
-        default=8,
+        default=32,
         ge=1,
-        description="Reconciles of sessions (and, apart, of drives) that run at once.",
+        description="Reconciles of sessions (and, apart, of drives) that run at once. They "
+        "read from memory and mostly wait for their writes, so a burst needs many.",
     )
     expiring_soon: float = Field(
         default=300,

@@ -169,3 +169,37 @@ async def test_a_cache_that_missed_a_watch_event_converges_on_the_next_one(
 
 async def _was(dropped: list[str], name: str) -> None:
     assert name in dropped, "the proxy has not dropped the event yet"
+
+
+async def test_deleted_sessions_leave_nothing_behind_in_queues_caches_or_metrics(
+    api: client.ApiClient, operator: object, namespace: str, environments: None
+) -> None:
+    await _quiet(api, namespace)
+    tracked = _total("kabin_workqueue_objects", queue="session")
+    counted = _total("kabin_sessions")
+    names = [f"m{i:02d}" for i in range(20)]
+    for i, name in enumerate(names):
+        if i % 4:
+            await create(namespace, session(name, type="headless", image="busybox"))
+        else:  # interactive, each user with their own default drive
+            await create(
+                namespace, session(name, type="notebook", environment="notebook", user=f"u{i:02d}")
+            )
+    for name in names:
+        await until(api, namespace, name, running, within=60)
+    assert _total("kabin_workqueue_objects", queue="session") == tracked + len(names)
+    assert _total("kabin_sessions") == counted + len(names)
+
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+        await custom.delete_namespaced_custom_object(
+            "kabin.dev", "v1alpha1", namespace, "sessions", name
+        )
+
+    async def nothing_left() -> None:
+        assert _total("kabin_workqueue_objects", queue="session") == tracked
+        assert _total("kabin_sessions") == counted
+        assert _total("kabin_cache_unconfirmed") == 0
+        assert _total("kabin_workqueue_depth") == 0
+
+    await eventually(nothing_left, timeout=60)

@@ -35,12 +35,14 @@ log = logging.getLogger("kabin.drives")
 
 @kopf.on.event(GROUP, "drives", when=lambda namespace, **_: reconciles(namespace))
 async def drive_changed(
-    *, type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+    *, type: str, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    """A Drive was created, changed or seen at start-up: queue a reconcile."""
+    """A Drive was created, changed or seen at start-up: note it in the cache, and queue
+    a reconcile."""
     state = runtime.of(memo)
     if namespace is None or state is None:
         return
+    state.cache.observe("Drive", body, deleted=type == "DELETED")
     if type == "DELETED":
         state.drives.forget((namespace, name))
         return
@@ -53,12 +55,29 @@ async def drive_changed(
     when=lambda namespace, **_: reconciles(namespace),
 )
 async def pvc_changed(
-    *, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+    *,
+    type: str,
+    body: kopf.Body,
+    labels: kopf.Labels,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """A Drive's PVC was bound, resized or lost."""
     state = runtime.of(memo)
     if namespace and state is not None:
+        state.cache.observe("PersistentVolumeClaim", body, deleted=type == "DELETED")
         state.drives.now((namespace, labels[DRIVE_LABEL]))
+
+
+@kopf.on.event(GROUP, "environmentconfigs")
+async def environment_changed(*, type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """An EnvironmentConfig changed: the cache keeps it for the sessions' reconciles
+    (which its change does not start: a session's environment is read at its own
+    events, as before)."""
+    state = runtime.of(memo)
+    if state is not None:
+        state.cache.observe("EnvironmentConfig", body, deleted=type == "DELETED")
 
 
 async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
@@ -102,7 +121,7 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
             status=True,
             resource_version=meta["resourceVersion"],
         )
-        cache.wrote(("Drive", namespace, name), meta["resourceVersion"], written)
+        cache.wrote("Drive", namespace, name, meta["resourceVersion"], written)
     changed_hands = (holder.session if holder else None) != (
         decision.holder.session if decision.holder else None
     )

@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from kabin import k8s
 from kabin import settings as settings_module
 from kabin.handlers import cache, drives, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
@@ -16,7 +17,7 @@ from kabin.handlers.workqueue import WorkQueue
 
 @kopf.on.startup()
 async def configure(
-    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **indexes: Any
+    *, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     """Read kabin's settings, tune kopf with them before any watch starts, and start
     the work queues."""
@@ -32,7 +33,8 @@ async def configure(
     if ours.metrics_port:
         start_http_server(ours.metrics_port)
         logger.info("Metrics at :%d/metrics", ours.metrics_port)
-    state = runtime.Runtime(settings=ours, cache=cache.Cache.of(indexes))
+    state = runtime.Runtime(settings=ours, cache=cache.Cache())
+    await state.cache.load(await k8s.shared())  # before any watch event or reconcile
     for kind, reconcile in (("session", sessions.reconcile), ("drive", drives.reconcile)):
         queue = WorkQueue(
             functools.partial(reconcile, state),
@@ -53,3 +55,4 @@ async def stop(*, memo: kopf.Memo, **_: Any) -> None:
     if state is not None:
         await state.sessions.stop()
         await state.drives.stop()
+        await state.cache.stop()

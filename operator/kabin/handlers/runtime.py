@@ -5,6 +5,9 @@ as `memo.kabin`; the queues hand it to each reconcile."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,20 @@ class Runtime:
     cache: Cache
     sessions: WorkQueue = field(init=False)
     drives: WorkQueue = field(init=False)
+    _posting: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def announce(self, posting: Coroutine[Any, Any, None]) -> None:
+        """Post an Event in the background: the user's story, which no reconcile waits
+        for (`objects.post_event` is best effort already)."""
+        task = asyncio.get_running_loop().create_task(posting)
+        self._posting.add(task)
+        task.add_done_callback(_posted)
+        task.add_done_callback(self._posting.discard)
+
+
+def _posted(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("kabin.events").info("An Event was not recorded: %s", task.exception())
 
 
 def of(memo: Any) -> Runtime | None:

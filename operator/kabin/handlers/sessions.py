@@ -42,19 +42,27 @@ log = logging.getLogger("kabin.sessions")
 
 @kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))
 async def session_changed(
-    *, type: str, name: str, namespace: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any
+    *,
+    type: str,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """A Session was created, changed or seen at start-up: queue a reconcile.
+    """A Session was created, changed or seen at start-up: note it in the cache, and
+    queue a reconcile.
 
     Async (though it awaits nothing) so that kopf runs it in the event loop, not a thread.
     """
     state = runtime.of(memo)
     if namespace is None or state is None:
         return
+    state.cache.observe("Session", body, deleted=type == "DELETED")
     if type == "DELETED":
         metrics.observe_phase((namespace, name), None, "")
         state.sessions.forget((namespace, name))
-        state.cache.forget((namespace, name))
         with contextlib.suppress(ValueError):
             drive = logic_drives.drive_of(SessionSpec.model_validate(dict(spec)))
             if drive:
@@ -86,7 +94,14 @@ async def session_changed(
     when=lambda namespace, **_: reconciles(namespace),
 )
 async def child_changed(
-    *, labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+    *,
+    type: str,
+    body: kopf.Body,
+    resource: kopf.Resource,
+    labels: kopf.Labels,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """One of a Session's pods changed, its agent renewed its activity Lease, or one of
     its Services or its Ingress changed (someone edited or deleted it): its status (and
@@ -94,6 +109,8 @@ async def child_changed(
     state = runtime.of(memo)
     if namespace is None or state is None:
         return
+    kind = {"pods": "Pod", "services": "Service", "ingresses": "Ingress", "leases": "Lease"}
+    state.cache.observe(kind[resource.plural], body, deleted=type == "DELETED")
     session = labels.get(names.SESSION_LABEL)
     if session:
         state.sessions.now((namespace, session))
@@ -185,9 +202,9 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         written = await objects.patch_custom(
             api, "sessions", namespace, name, patch, status=True, resource_version=version
         )
-        cache.wrote((namespace, name), version, written)
+        cache.wrote("Session", namespace, name, version, written)
     for event in status.transitions(previous, outcome.status):
-        await objects.post_event(api, raw, event.type, event.reason, event.message)
+        state.announce(objects.post_event(api, raw, event.type, event.reason, event.message))
     _record(raw, spec, previous, outcome.status)
     state.sessions.at((namespace, name), outcome.wake_at)
     if session.drive is not None and new != old:

@@ -29,10 +29,22 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 
+from prometheus_client import Counter, Gauge
+
 from kabin.api.names import Reason
 from kabin.k8s import errors
 
 Key = tuple[str, str]  # (namespace, name)
+
+OBJECTS = Gauge("kabin_workqueue_objects", "Objects the queue keeps track of.", ["queue"])
+DEPTH = Gauge("kabin_workqueue_depth", "Reconciles waiting for a worker.", ["queue"])
+BUSY = Gauge("kabin_workqueue_busy", "Reconciles running now.", ["queue"])
+OLDEST = Gauge(
+    "kabin_workqueue_oldest_seconds", "How long the oldest waiting reconcile has waited.", ["queue"]
+)
+RETRIES = Counter(
+    "kabin_workqueue_retries_total", "Reconciles that failed and wait to retry.", ["queue"]
+)
 
 
 class WorkQueue:
@@ -62,6 +74,15 @@ class WorkQueue:
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
         self._changed = asyncio.Event()
+        self._waiting: dict[Key, float] = {}  # monotonic time each waiting reconcile was asked
+        OBJECTS.labels(what).set_function(lambda: len(self._known))
+        DEPTH.labels(what).set_function(lambda: len(self._waiting))
+        BUSY.labels(what).set_function(lambda: len(self._started))
+        OLDEST.labels(what).set_function(self._oldest)
+        self._retries = RETRIES.labels(what)
+
+    def _oldest(self) -> float:
+        return time.monotonic() - min(self._waiting.values(), default=time.monotonic())
 
     def now(self, key: Key) -> None:
         """Reconcile `key` as soon as possible (once, however often asked meanwhile)."""
@@ -72,31 +93,44 @@ class WorkQueue:
             return
         task = asyncio.get_running_loop().create_task(self._run(key), name=f"reconcile {key}")
         self._running[key] = task
+        self._waiting[key] = time.monotonic()
 
     async def _run(self, key: Key) -> None:
         try:
             async with self._workers:
+                self._waiting.pop(key, None)
                 self._started.add(key)
                 await self._reconcile(*key)
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            self.at(key, datetime.fromtimestamp(time.time() + self._failed(key, e), UTC))
+            delay = self._failed(key, e)
+            if delay is not None:
+                self.at(key, datetime.fromtimestamp(time.time() + delay, UTC))
         else:
             self._failures.pop(key, None)
         finally:
             del self._running[key]
+            self._waiting.pop(key, None)
             self._started.discard(key)
             if key in self._again:
                 self._again.discard(key)
                 self.now(key)
 
-    def _failed(self, key: Key, error: Exception) -> float:
-        """Log a failed reconcile (once per streak and reason) and return the backoff."""
+    def _failed(self, key: Key, error: Exception) -> float | None:
+        """Log a failed reconcile (once per streak and reason) and return the backoff; None:
+        no retry, because the object's namespace is being deleted (nothing can be made in
+        it, and the object goes with it)."""
         failure = errors.classify(error)
         reason = failure.reason if failure else type(error).__name__
+        if reason == Reason.NAMESPACE_TERMINATING:
+            self._log.debug(
+                "Not retrying %s %s/%s: its namespace is being deleted", self._what, *key
+            )
+            return None
         count, before = self._failures.get(key, (0, ""))
         self._failures[key] = (count + 1, reason)
+        self._retries.inc()
         base, cap = self._backoff
         delay = min(cap, base * 2.0**count) * random.uniform(1.0, 1.2)  # with jitter
         # Conflicts and NotFound mean the cache is behind: a write over an old version,

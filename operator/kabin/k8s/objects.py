@@ -82,6 +82,26 @@ async def _read(call: Any, *args: Any) -> dict[str, Any] | None:
     return body
 
 
+async def list_raw(
+    api: client.ApiClient, path: str, selector: str | None = None
+) -> list[dict[str, Any]]:
+    """Every object of a collection (`/api/v1/pods`, all namespaces), as JSON, in pages
+    of 500."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        query = [("limit", 500)] + ([("labelSelector", selector)] if selector else [])
+        query += [("continue", token)] if token else []
+        response = await api.call_api(
+            path, "GET", query_params=query, auth_settings=["BearerToken"], _preload_content=False
+        )
+        page = await _json(response)
+        items += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
 async def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """The Session as stored, or None once it is gone."""
     return await get_custom(api, "sessions", namespace, name)
@@ -307,7 +327,9 @@ async def post_event(
     }
     try:
         core: Any = client.CoreV1Api(api)
-        await core.create_namespaced_event(meta["namespace"], event)
+        await _body(
+            await core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+        )
     except ApiException as e:
         log.info(
             "Event %s about %s/%s not recorded: %s",
