@@ -96,6 +96,22 @@ class OperatorSettings(BaseSettings):
     retry_backoff_max: float = Field(
         default=1000, gt=0, description="The longest wait between retries of a reconcile."
     )
+    leader_election: bool = Field(
+        default=False,
+        description="Run as one of several replicas: only the one holding the Lease "
+        "`kabin-operator` in `leader_namespace` reconciles; every replica serves the "
+        "webhooks. The manifests turn it on.",
+    )
+    leader_namespace: str = Field(
+        default="kabin-system", description="Namespace of the leader-election Lease."
+    )
+    liveness_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the liveness endpoint (`/healthz`, answered by the operator's "
+        "event loop); 0 turns it off. The manifests use 8081.",
+    )
     reconcile_workers: int = Field(
         default=32,
         ge=1,

@@ -14,9 +14,11 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -188,6 +190,25 @@ async def test_etcd_stopped_for_10_s_during_a_burst(
     await converged(api, namespace, count, within=scale(120, 900))
 
 
+def _free(port: int) -> bool:
+    """Whether a listener could bind `port` now."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _holders(port: int) -> str:
+    """What holds `port` (for the failure message)."""
+    import subprocess
+
+    found = subprocess.run(["ss", "-tanp"], capture_output=True, text=True, check=False)
+    return "; ".join(line for line in found.stdout.splitlines() if f":{port} " in line)
+
+
 def _running(pid: int) -> bool:
     """Whether process `pid` still runs (a zombie waiting to be reaped does not)."""
     try:
@@ -208,11 +229,14 @@ async def test_the_control_plane_restarts_during_a_burst(
     pids = [int(p.read_text()) for p in (ROOT / ".cluster/kwok/clusters/kabin/pids").glob("*.pid")]
     await run("kwokctl", "stop", "cluster", "--name", "kabin", env=env, within=120)
 
+    port = urlsplit(api.configuration.host).port or 443
+
     async def stopped() -> None:
         # `kwokctl stop` signals and returns; a busy API server takes seconds to let go of
-        # its port, and one started before then fails to bind it.
+        # its port, and one started before then fails to bind it and hangs the start.
         alive = [pid for pid in pids if _running(pid)]
         assert not alive, f"control-plane processes still stopping: {alive}"
+        assert _free(port), f"port {port} of the API server still taken: {_holders(port)}"
 
     await eventually(stopped, timeout=60)
     await run("kwokctl", "start", "cluster", "--name", "kabin", env=env, within=120)

@@ -46,7 +46,13 @@ def operator(
         # 'child_changed' succeeded."): in a burst, a line per pod change, and a tenth of
         # the operator's CPU. Its warnings and errors, and kabin's own lines, stay.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+    port = current().liveness_port
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,  # kabin's own leader election, not kopf's peering (handlers/leader.py)
+        liveness_endpoint=f"http://0.0.0.0:{port}/healthz" if port else None,
+    )
 
 
 @app.command()

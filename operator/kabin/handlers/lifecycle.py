@@ -2,6 +2,7 @@
 starts the metrics endpoint and the work queues of sessions and drives, and keeps
 them in kopf's memo for every handler (`kabin.handlers.runtime`)."""
 
+import asyncio
 import functools
 import logging
 from typing import Any
@@ -11,7 +12,7 @@ from prometheus_client import start_http_server
 
 from kabin import k8s
 from kabin import settings as settings_module
-from kabin.handlers import cache, drives, runtime, sessions
+from kabin.handlers import cache, drives, leader, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
 
 
@@ -42,9 +43,23 @@ async def configure(
             backoff=(ours.retry_backoff_min, ours.retry_backoff_max),
             what=kind,
             workers=ours.reconcile_workers,
+            active=not ours.leader_election,
         )
         setattr(state, f"{kind}s", queue)
         queue.start()
+    if ours.leader_election:
+
+        def lead() -> None:
+            state.drives.activate()
+            state.sessions.activate()
+
+        async def follow() -> None:
+            await asyncio.gather(state.sessions.deactivate(), state.drives.deactivate())
+
+        state.leader = leader.Leader(
+            ours.leader_namespace, "kabin-operator", lead=lead, follow=follow
+        )
+        state.leader.start()
     runtime.keep(memo, state)
 
 
@@ -56,3 +71,5 @@ async def stop(*, memo: kopf.Memo, **_: Any) -> None:
         await state.sessions.stop()
         await state.drives.stop()
         await state.cache.stop()
+        if state.leader is not None:
+            await state.leader.stop()  # gives the Lease up: a standby takes over at once

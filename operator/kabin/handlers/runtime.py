@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from kabin.handlers.cache import Cache
+from kabin.handlers.leader import Leader
 from kabin.handlers.workqueue import WorkQueue
 from kabin.settings import OperatorSettings
 
@@ -26,6 +27,7 @@ class Runtime:
     cache: Cache
     sessions: WorkQueue = field(init=False)
     drives: WorkQueue = field(init=False)
+    leader: Leader | None = None  # with leader election: this replica's part in it
     _posting: set[asyncio.Task[None]] = field(default_factory=set)
 
     def announce(self, posting: Coroutine[Any, Any, None]) -> None:

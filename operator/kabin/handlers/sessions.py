@@ -16,11 +16,13 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kopf._core.intents.callbacks import WatchingFn  # kopf.on.event's own annotation
 
 from kabin import k8s
 from kabin.api import names
@@ -71,28 +73,22 @@ async def session_changed(
     state.sessions.now((namespace, name))
 
 
-@kopf.on.event(
-    "pods",
-    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
-    when=lambda namespace, **_: reconciles(namespace),
-)
-@kopf.on.event(
-    "coordination.k8s.io",
-    "leases",
-    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
-    when=lambda namespace, **_: reconciles(namespace),
-)
-@kopf.on.event(
-    "services",
-    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
-    when=lambda namespace, **_: reconciles(namespace),
-)
-@kopf.on.event(
-    "networking.k8s.io",
-    "ingresses",
-    labels={"app.kubernetes.io/managed-by": names.MANAGED_BY},
-    when=lambda namespace, **_: reconciles(namespace),
-)
+def _ours(namespace: str | None, **_: Any) -> bool:
+    return reconciles(namespace)
+
+
+def _on_child(*resource: str) -> Callable[[WatchingFn], WatchingFn]:
+    """Watch kabin's own children of this kind in the namespaces this operator reconciles."""
+    return kopf.on.event(*resource, labels={names.MANAGED_BY_LABEL: names.MANAGED_BY}, when=_ours)
+
+
+_KINDS = {"pods": "Pod", "services": "Service", "ingresses": "Ingress", "leases": "Lease"}
+
+
+@_on_child("pods")
+@_on_child("coordination.k8s.io", "leases")
+@_on_child("services")
+@_on_child("networking.k8s.io", "ingresses")
 async def child_changed(
     *,
     type: str,
@@ -109,8 +105,7 @@ async def child_changed(
     state = runtime.of(memo)
     if namespace is None or state is None:
         return
-    kind = {"pods": "Pod", "services": "Service", "ingresses": "Ingress", "leases": "Lease"}
-    state.cache.observe(kind[resource.plural], body, deleted=type == "DELETED")
+    state.cache.observe(_KINDS[resource.plural], body, deleted=type == "DELETED")
     session = labels.get(names.SESSION_LABEL)
     if session:
         state.sessions.now((namespace, session))

@@ -58,7 +58,9 @@ class WorkQueue:
         what: str,
         backoff: tuple[float, float] = (0.005, 1000.0),
         workers: int = 8,
+        active: bool = True,
     ) -> None:
+        self.active = active  # False in a replica that does not lead: it only keeps track
         self._reconcile = reconcile
         self._workers = asyncio.Semaphore(workers)
         self._started: set[Key] = set()
@@ -87,6 +89,8 @@ class WorkQueue:
     def now(self, key: Key) -> None:
         """Reconcile `key` as soon as possible (once, however often asked meanwhile)."""
         self._known.add(key)
+        if not self.active:
+            return  # the leader does it; this replica reconciles all once it leads
         if key in self._running:
             if key in self._started:  # it may have read the world before this change
                 self._again.add(key)
@@ -166,6 +170,20 @@ class WorkQueue:
         self._due[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
         self._changed.set()
+
+    def activate(self) -> None:
+        """This replica now leads: reconcile everything it knows of."""
+        self.active = True
+        for key in list(self._known):
+            self.now(key)
+
+    async def deactivate(self) -> None:
+        """This replica no longer leads: stop every reconcile, and start none."""
+        self.active = False
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def forget(self, key: Key) -> None:
         """The object is gone: keep nothing of it."""

@@ -189,6 +189,30 @@ async def patch_lease(
     await coordination.patch_namespaced_lease(name, namespace, body, _content_type=MERGE)
 
 
+async def create_lease(api: client.ApiClient, lease: dict[str, Any]) -> dict[str, Any] | None:
+    """Create a Lease; the Lease as created, or None when one of that name exists."""
+    coordination: Any = client.CoordinationV1Api(api)
+    return await _made(coordination.create_namespaced_lease, lease["metadata"]["namespace"], lease)
+
+
+async def replace_lease(api: client.ApiClient, lease: dict[str, Any]) -> dict[str, Any] | None:
+    """Replace a Lease over its metadata.resourceVersion; the Lease as written, or None
+    when someone wrote it since (409 Conflict)."""
+    meta = lease["metadata"]
+    coordination: Any = client.CoordinationV1Api(api)
+    try:
+        written: dict[str, Any] = await _json(
+            await coordination.replace_namespaced_lease(
+                meta["name"], meta["namespace"], lease, _preload_content=False
+            )
+        )
+    except ApiException as e:
+        if e.status == 409:
+            return None
+        raise
+    return written
+
+
 async def set_pod_condition(
     api: client.ApiClient, namespace: str, pod: str, condition: dict[str, Any]
 ) -> None:
