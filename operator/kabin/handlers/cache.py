@@ -108,6 +108,7 @@ class Cache:
     # Secondary indexes, by (kind or "drive", namespace, session or drive) -> name -> body:
     # a session's children, a drive's pods and the sessions that use a drive.
     _by: dict[Key, dict[str, Body]] = field(default_factory=dict)
+    _in: dict[Key, list[Key]] = field(default_factory=dict)  # object -> its secondary keys
     _loaded: set[Key] = field(default_factory=set)  # listed at start-up, not yet watched
     # What kabin wrote and the watch has not brought back yet:
     # key -> (the resourceVersion it was written over, the object as written).
@@ -188,27 +189,26 @@ class Cache:
 
     def _put(self, kind: str, body: Body) -> None:
         key = self._key(kind, body)
-        before = self._objects.get(key)
-        if before is not None:
-            self._unindex(kind, before)
+        self._unindex(key)
         self._objects[key] = body
-        for index in self._secondary(kind, body):
+        self._in[key] = self._secondary(kind, body)
+        for index in self._in[key]:
             self._by.setdefault(index, {})[body["metadata"]["name"]] = body
 
     def _drop(self, kind: str, body: Body) -> None:
         key = self._key(kind, body)
-        before = self._objects.pop(key, None)
-        if before is not None:
-            self._unindex(kind, before)
+        self._objects.pop(key, None)
+        self._unindex(key)
         self._written.pop(key, None)
         if kind == "Session":
             self._made.pop(("Pod", key[1], key[2]), None)
 
-    def _unindex(self, kind: str, body: Body) -> None:
-        for index in self._secondary(kind, body):
+    def _unindex(self, key: Key) -> None:
+        """Take the object out of the secondary indexes it was put in."""
+        for index in self._in.pop(key, []):
             group = self._by.get(index)
             if group is not None:
-                group.pop(body["metadata"]["name"], None)
+                group.pop(key[2], None)
                 if not group:
                     del self._by[index]
 

@@ -21,7 +21,7 @@ import kopf
 
 from kabin import k8s
 from kabin.api import names
-from kabin.api.drive import DriveSpec, DriveStatus
+from kabin.api.drive import DriveSpec, DriveStatus, Hold
 from kabin.api.meta import GROUP
 from kabin.api.names import DRIVE_LABEL, Reason
 from kabin.handlers import runtime
@@ -93,10 +93,15 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     pvc, failure = await _pvc(api, cache, raw, spec, previous)
     holder = previous.holder
     now = datetime.now(UTC)
-    claimants, decision = _decide(cache.drive_pods(namespace, name), cache, raw, deleting, now)
+    pods = cache.drive_pods(namespace, name)
+    claimants, decision = _decide(
+        pods, cache.claimants(namespace, name), name, holder, deleting, now
+    )
     if holder is not None and decision.holder != holder:
         fresh = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
-        claimants, decision = _decide(fresh, cache, raw, deleting, now)
+        claimants, decision = _decide(
+            fresh, cache.claimants(namespace, name), name, holder, deleting, now
+        )
     status = drives.status_of(
         name=name,
         pvc=pvc,
@@ -137,13 +142,15 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
 
 
 def _decide(
-    pods: list[dict[str, Any]], cache: Cache, raw: dict[str, Any], deleting: bool, now: datetime
+    pods: list[dict[str, Any]],
+    sessions: list[dict[str, Any]],
+    name: str,
+    holder: Hold | None,
+    deleting: bool,
+    now: datetime,
 ) -> tuple[list[locks.Claimant], locks.Decision]:
     """Who wants the drive, whose pods can still write to it, and so who holds it now."""
-    namespace, name = raw["metadata"]["namespace"], raw["metadata"]["name"]
-    sessions = cache.claimants(namespace, name)
     claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting)
-    holder = DriveStatus.model_validate(raw.get("status") or {}).holder
     orphan = holder is not None and any(
         p not in locks.FINISHED for p in phases.get(holder.session, [])
     )

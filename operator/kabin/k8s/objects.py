@@ -102,11 +102,6 @@ async def list_raw(
             return items
 
 
-async def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Session as stored, or None once it is gone."""
-    return await get_custom(api, "sessions", namespace, name)
-
-
 async def list_owned(
     api: client.ApiClient, kind: str, namespace: str, selector: str
 ) -> list[dict[str, Any]]:
@@ -297,12 +292,6 @@ async def patch_custom(
         )
     )  # fmt: skip
     return patched
-
-
-async def get_pvc(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    """A PersistentVolumeClaim, or None."""
-    core = client.CoreV1Api(api)
-    return await _read(core.read_namespaced_persistent_volume_claim, name, namespace)
 
 
 async def create_pvc(api: client.ApiClient, pvc: dict[str, Any]) -> dict[str, Any] | None:
