@@ -67,10 +67,18 @@ def kubectl_json(*args: str) -> Any:
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
+async def choose(page: Page, choice: str) -> None:
+    radio = page.get_by_role("radio", name=choice, exact=True)
+    await radio.check()
+    # The form opens with the first type's fields; wait until htmx has swapped
+    # in the chosen type's, or what is typed next would be replaced.
+    value = await radio.get_attribute("value")
+    await expect(page.locator("#fields")).to_have_attribute("data-choice", value or "")
+
+
 async def start(page: Page, gateway: Gateway, *, choice: str, name: str, **fields: str) -> None:
     await page.goto(gateway.url + "/start")
-    await page.get_by_role("radio", name=choice, exact=True).check()
-    await expect(page.locator("#fields")).to_be_visible()
+    await choose(page, choice)
     await page.get_by_label("Name", exact=True).fill(name)
     if "drive" in fields:
         await page.get_by_label("Drive", exact=True).select_option(fields.pop("drive"))
@@ -100,7 +108,7 @@ async def test_sign_in_start_watch_renew_and_delete(
     await expect(page.get_by_role("link", name="Start a session")).to_be_visible()
 
     await page.get_by_role("link", name="Start a session").click()
-    await page.get_by_role("radio", name="JupyterLab (SciPy)").check()
+    await choose(page, "JupyterLab (SciPy)")
     await expect(page.get_by_test_id("timeout-mode")).to_contain_text("Idle timeout")
     await page.get_by_label("Name").fill("lab")
     await screenshot(page, "start-form")
