@@ -147,7 +147,9 @@ async def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> As
         except ApiException as e:
             raise AssertionError(f"no default ServiceAccount in {name} yet") from e
 
-    await eventually(default_sa, timeout=30)
+    # Normally under a second; after a full-size chaos scenario the controller manager
+    # is still collecting thousands of objects, and the ServiceAccount waits its turn.
+    await eventually(default_sa, timeout=180)
     yield name
     await core.delete_namespace(name, propagation_policy="Background")
 

@@ -24,7 +24,7 @@ from kabin.api import names
 from kabin.api.drive import DriveSpec, DriveStatus, Hold
 from kabin.api.meta import GROUP
 from kabin.api.names import DRIVE_LABEL, Reason
-from kabin.handlers import runtime
+from kabin.handlers import metrics, runtime
 from kabin.handlers.cache import Cache
 from kabin.k8s import errors, objects
 from kabin.logic import drives, locks
@@ -84,7 +84,10 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     """Make one Drive's PVC match its spec, and decide who holds it."""
     api, cache = await k8s.shared(), state.cache
     raw = cache.drive(namespace, name)
-    if raw is None or await _ensure_finalizer(api, raw):
+    if raw is None:
+        metrics.observe_waiters((namespace, name), 0)
+        return
+    if await _ensure_finalizer(api, raw):
         return  # gone; or the finalizer's event brings us back with the new version
     meta = raw["metadata"]
     spec = DriveSpec.model_validate(raw["spec"])
@@ -132,6 +135,11 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     )
     if changed_hands:
         await _announce(api, raw, decision)
+        if decision.holder is not None:
+            granted = decision.holder.session
+            waited = next((w.since for w in previous.waiting or [] if w.session == granted), None)
+            metrics.DRIVE_WAIT.observe((now - waited).total_seconds() if waited else 0.0)
+    metrics.observe_waiters((namespace, name), len(decision.waiting))
     if changed_hands or new.get("waiting") != old.get("waiting"):
         for claimant in claimants:
             state.sessions.now((namespace, claimant.name))

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 
 from kabin import k8s
 from kabin import settings as settings_module
-from kabin.handlers import cache, drives, leader, runtime, sessions
+from kabin.handlers import cache, drives, leader, metrics, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
 
 
@@ -47,13 +47,16 @@ async def configure(
         )
         setattr(state, f"{kind}s", queue)
         queue.start()
+    metrics.LEADING.set(0 if ours.leader_election else 1)
     if ours.leader_election:
 
         def lead() -> None:
             state.drives.activate()
             state.sessions.activate()
+            metrics.LEADING.set(1)
 
         async def follow() -> None:
+            metrics.LEADING.set(0)
             await asyncio.gather(state.sessions.deactivate(), state.drives.deactivate())
 
         state.leader = leader.Leader(

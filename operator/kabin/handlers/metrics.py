@@ -3,6 +3,8 @@ reason), never one per session."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 SESSIONS = Gauge("kabin_sessions", "Sessions by phase and type.", ["phase", "type"])
@@ -16,8 +18,43 @@ TIME_TO_READY = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 FAILURES = Counter("kabin_session_failures_total", "Sessions that failed, by reason.", ["reason"])
+LEADING = Gauge(
+    "kabin_leading",
+    "1 while this replica reconciles (it holds the leader Lease, or runs alone); 0 on a "
+    "standby.",
+)
+CULL_LATENESS = Histogram(
+    "kabin_session_cull_lateness_seconds",
+    "Time from a session's expiry until the operator ended it, by timeout mode.",
+    ["mode"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+PENDING_OLDEST = Gauge(
+    "kabin_sessions_pending_oldest_seconds",
+    "How long the session Pending the longest has been Pending (0: none is).",
+)
+DRIVE_WAIT = Histogram(
+    "kabin_drive_wait_seconds",
+    "Time a session waited for its drive before it was granted (0: the drive was free).",
+    buckets=(0, 1, 5, 30, 60, 300, 900, 3600, 14400),
+)
+DRIVE_WAITERS = Gauge(
+    "kabin_drive_waiters", "Sessions waiting for a drive that another session holds."
+)
 
 _phases: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (phase, type)
+_pending_since: dict[tuple[str, str], float] = {}  # session -> when it became Pending
+_waiters: dict[tuple[str, str], int] = {}  # drive -> sessions waiting for it
+
+
+def _oldest_pending() -> float:
+    if not _pending_since:
+        return 0.0
+    return time.monotonic() - min(_pending_since.values())
+
+
+PENDING_OLDEST.set_function(_oldest_pending)
+DRIVE_WAITERS.set_function(lambda: sum(_waiters.values()))
 
 
 def observe_phase(key: tuple[str, str], phase: str | None, session_type: str) -> None:
@@ -28,3 +65,15 @@ def observe_phase(key: tuple[str, str], phase: str | None, session_type: str) ->
     if phase is not None:
         _phases[key] = (phase, session_type)
         SESSIONS.labels(phase, session_type).inc()
+    if phase == "Pending":
+        _pending_since.setdefault(key, time.monotonic())
+    else:
+        _pending_since.pop(key, None)
+
+
+def observe_waiters(drive: tuple[str, str], waiting: int) -> None:
+    """Count the sessions waiting for one drive (0: none, or the drive is gone)."""
+    if waiting:
+        _waiters[drive] = waiting
+    else:
+        _waiters.pop(drive, None)

@@ -451,6 +451,13 @@ def _record(
         metrics.FAILURES.labels(current.reason or "Unknown").inc()
     was_ready = any(c.type == "Ready" and c.status == "True" for c in previous.conditions or [])
     is_ready = any(c.type == "Ready" and c.status == "True" for c in current.conditions or [])
+    if current.phase == "Expired" and previous.phase != "Expired":
+        expiry = current.expiry_time or previous.expiry_time
+        if expiry is not None:
+            mode = "idle" if current.reason == Reason.IDLE_TIMEOUT else "absolute"
+            metrics.CULL_LATENESS.labels(mode).observe(
+                max(0.0, (datetime.now(UTC) - expiry).total_seconds())
+            )
     if is_ready and not was_ready:
         created = parse_time(raw["metadata"]["creationTimestamp"])
         metrics.TIME_TO_READY.labels(spec.type).observe(
