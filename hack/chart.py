@@ -6,13 +6,18 @@
   and `GatewaySettings`, with their types and limits (pydantic's JSON schema).
 - README.md, between `<!-- chart-values -->` and `<!-- /chart-values -->`: the values
   table, defaults read from values.yaml, descriptions from the same schema.
+- manifests/kabin.yaml: the chart rendered with its defaults (`helm template`), for
+  `kubectl apply -k manifests` without Helm; so the chart is the one source of both.
 
-`python hack/chart.py` writes both; `--check` says which is stale and exits 1 (tests).
+`python hack/chart.py` writes them (`make chart`); `--check` says which is stale and
+exits 1 (tests); `--user-roles` prints the roles that give people kabin's kinds (for the
+local control plane, where the operator runs as a process and nothing else is installed).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,14 +26,20 @@ import yaml
 from pydantic_settings import BaseSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_hooks import cell, field_limits, format_default  # noqa: E402
+from docs_hooks import cell, field_limits, format_default
 
-from kabin.settings import GatewaySettings, OperatorSettings  # noqa: E402
+from kabin.settings import GatewaySettings, OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kabin"
 SCHEMA = CHART / "values.schema.json"
 README = ROOT / "README.md"
+MANIFESTS = ROOT / "manifests" / "kabin.yaml"
+# Without Helm nothing can make the gateway's CSRF secret once and keep it: the
+# manifests name one that the installer makes (docs/operations.md).
+NO_CSRF_SECRET = ("--set", "gateway.csrfSecret.create=false")
+# The labels that say Helm manages an object: not so when kustomize applies it.
+HELM_ONLY = ("    helm.sh/chart: ", "    app.kubernetes.io/managed-by: Helm")
 BEGIN, END = "<!-- chart-values -->", "<!-- /chart-values -->"
 
 # Settings the chart sets itself, to match what it deploys (ports, certificates, the
@@ -261,10 +272,27 @@ def readme(text: str) -> str:
     return f"{head}{BEGIN}\n{values_table()}{END}{rest.split(END, 1)[1]}"
 
 
+def manifests() -> str:
+    """The chart rendered for `kubectl apply -k manifests` (namespace kabin-system)."""
+    helm = subprocess.run(
+        [ROOT / "hack" / "tools" / "build.sh", "helm"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    rendered = subprocess.run(
+        [helm, "template", "kabin", CHART, "--namespace", "kabin-system", *NO_CSRF_SECRET],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line for line in rendered.splitlines() if not line.startswith(HELM_ONLY)]
+    head = "# Generated from charts/kabin by `make chart` (hack/chart.py); do not edit.\n"
+    return head + "\n".join(lines) + "\n"
+
+
 def main(check: bool) -> int:
     wanted = {
         SCHEMA: json.dumps(schema(), indent=2) + "\n",
         README: readme(README.read_text()),
+        MANIFESTS: manifests(),
     }
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     if check:
@@ -277,5 +305,15 @@ def main(check: bool) -> int:
     return 0
 
 
+def user_roles() -> str:
+    """The chart's roles for people (templates/rbac-users.yaml), from manifests/."""
+    source = "# Source: kabin/templates/rbac-users.yaml"
+    documents = MANIFESTS.read_text().split("\n---\n")
+    return "\n---\n".join(d for d in documents if d.startswith(source))
+
+
 if __name__ == "__main__":
+    if "--user-roles" in sys.argv[1:]:
+        print(user_roles())
+        raise SystemExit(0)
     raise SystemExit(main("--check" in sys.argv[1:]))

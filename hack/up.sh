@@ -14,7 +14,7 @@ hack/controlplane/up.sh >/dev/null
 kubectl apply --server-side -k crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s \
   crd/sessions.kabin.dev crd/drives.kabin.dev crd/environmentconfigs.kabin.dev >/dev/null
-kubectl apply --server-side -f manifests/rbac/users.yaml >/dev/null
+.venv/bin/python hack/chart.py --user-roles | kubectl apply --server-side -f - >/dev/null
 
 # The local user signs in to the gateway with a token from kube-apiserver's static
 # token file format, made once and kept in .cluster/.

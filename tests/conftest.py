@@ -75,16 +75,18 @@ def crds(kubeconfig: Path) -> list[str]:
     """Install kabin's CRDs (crds/) and user roles, and wait until the CRDs are Established."""
     files = sorted((ROOT / "crds").glob("*.kabin.dev.yaml"))
     names: list[str] = []
-    subprocess.run(
-        [
-            "kubectl",
-            "apply",
-            "--server-side",
-            "-f",
-            str(ROOT / "manifests" / "rbac" / "users.yaml"),
-        ],
+    roles = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chart.py"), "--user-roles"],
         check=True,
         capture_output=True,
+        text=True,
+    ).stdout
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", "-"],
+        input=roles,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     for f in files:
         out = subprocess.run(

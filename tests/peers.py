@@ -29,14 +29,9 @@ import aiohttp
 import yaml
 from kubernetes_asyncio import client
 
+from tests.support import free_port
+
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_for(check: Any, what: str, within: float = 30) -> None:

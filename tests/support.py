@@ -199,3 +199,42 @@ def manifest(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {k: v for k, v in spec.items() if v is not None},
     }
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def scrape(port: int) -> str:
+    """A local process's /metrics; AssertionError (so `eventually` retries) until it
+    serves them."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            assert response.status == 200, response.status
+            return await response.text()
+    except aiohttp.ClientConnectionError as e:
+        raise AssertionError(f"metrics not served yet: {e}") from e
+
+
+async def metric(port: int, name: str, **labels: str) -> float:
+    """The sum of a metric's samples on a local process's /metrics, over those with
+    `labels` (0 when there are none)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(await scrape(port))
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

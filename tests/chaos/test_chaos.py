@@ -15,7 +15,9 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,12 +26,49 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.chaos.invariants import GROUP, VERSION, check, look, scale
+from tests.chaos.invariants import FULL, GROUP, VERSION, check, look, scale
 from tests.relay import kubeconfig_through, relay
 from tests.support import eventually, exit_pod, run
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def room() -> Iterator[None]:
+    """At full size, simulated nodes with room for the bursts: the local control plane's
+    four CPU nodes take 110 pods each, 440 in all, fewer than a burst of 500."""
+    if not FULL:
+        yield
+        return
+    nodes = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"chaos-{i}",
+                "labels": {"type": "kwok", "kubernetes.io/hostname": f"chaos-{i}"},
+            },
+            "status": {
+                "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "500"},
+                "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "500"},
+            },
+        }
+        for i in range(2)
+    ]
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", "-"],
+        input=yaml.safe_dump_all(nodes),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    yield
+    subprocess.run(
+        ["kubectl", "delete", "node", "chaos-0", "chaos-1", "--ignore-not-found"],
+        capture_output=True,
+        check=False,
+    )
 
 
 def headless(name: str, *, replicas: int = 1, drive: str | None = None) -> dict[str, Any]:
@@ -79,7 +118,7 @@ async def test_sigkill_the_operator_during_a_burst(
     api: client.ApiClient, k_namespace: str, operator_process: Any, environments: None
 ) -> None:
     count, kills = scale(60, 500), scale(3, 10)
-    replicas = scale(2, 1)  # 500 x 1 fits the simulated nodes (110 pods each)
+    replicas = scale(2, 1)
     proc = operator_process()
     burst = asyncio.create_task(
         apply(k_namespace, [headless(f"s{i:03d}", replicas=replicas) for i in range(count)])

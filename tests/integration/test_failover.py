@@ -9,39 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
 from typing import Any
 
-import aiohttp
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos.invariants import check, look
 from tests.integration.test_sessions import create, session
-from tests.support import eventually
+from tests.support import eventually, free_port, metric
 
 pytestmark = pytest.mark.integration
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _reconciles(port: int) -> float:
     """Reconciles a replica has run, from its metrics."""
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
-        text = await r.text()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "kabin_reconcile_duration_seconds_count"
-    )
+    return await metric(port, "kabin_reconcile_duration_seconds_count")
 
 
 async def _holder(api: client.ApiClient, namespace: str) -> str:
@@ -60,7 +44,7 @@ async def _holder(api: client.ApiClient, namespace: str) -> str:
 async def test_the_standby_takes_over_within_15_s_of_the_leader_being_killed(
     api: client.ApiClient, k_namespace: str, operator_process: Any
 ) -> None:
-    ports = {"a": _port(), "b": _port()}
+    ports = {"a": free_port(), "b": free_port()}
     started = {}
     for name in ("a", "b"):
         started[name] = operator_process(

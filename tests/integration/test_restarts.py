@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.support import eventually, run
+from tests.support import eventually, free_port, run, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -103,19 +103,9 @@ async def test_sigkill_while_creating_50_sessions_then_restart_leaves_exactly_th
     await eventually(all_running, timeout=60)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_metrics_count_sessions_by_phase_and_time_reconciles(
     api: client.ApiClient, k_namespace: str, operator_process: Any
 ) -> None:
-    import aiohttp
 
     port = free_port()
     operator_process(KABIN_METRICS_PORT=str(port))
@@ -138,14 +128,7 @@ async def test_metrics_count_sessions_by_phase_and_time_reconciles(
     )
 
     async def scraped() -> str:
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(f"http://127.0.0.1:{port}/metrics") as response,
-            ):
-                text = await response.text()
-        except aiohttp.ClientConnectionError as e:
-            raise AssertionError(f"metrics not served yet: {e}") from e
+        text = await scrape(port)
         assert 'kabin_sessions{phase="Running",type="headless"} 1.0' in text
         return text
 

@@ -13,7 +13,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The webhooks' Service host name, which the serving certificate names. */}}
 {{- define "kabin.webhookHost" -}}
-kabin-operator.{{ .Release.Namespace }}.svc
+{{ .Release.Name }}-operator.{{ .Release.Namespace }}.svc
 {{- end }}
 
 {{/* A settings map as environment variables: {{ include "kabin.settingsEnv" (list "KABIN_" .Values.operator.settings) }}.

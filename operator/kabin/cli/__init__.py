@@ -36,7 +36,7 @@ def operator(
     import kabin.webhooks  # noqa: F401  (importing registers the handlers and webhooks)
     from kabin.settings import current
 
-    namespaces = namespace or []
+    namespaces = namespace or list(current().namespaces)  # flags, else KABIN_NAMESPACES
     json_logs = current().log_format == "json"
     kopf.configure(
         verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
