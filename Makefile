@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 DASHBOARD := operator/kabin/gateway/dashboard
 ASSETS := $(DASHBOARD)/static/vendor/.installed
 
-.PHONY: help venv assets deps controlplane cluster-up cluster-down crds lint lock docs unit test chaos up operator clean
+.PHONY: help venv assets deps controlplane tools image cluster-up cluster-down crds chart lint lock docs unit test chaos up operator clean
 
 help:
 	@echo "make up            local control plane + CRDs + examples + operator (foreground)"
@@ -18,6 +18,8 @@ help:
 	@echo "make cluster-down  stop it and remove its files"
 	@echo "make lint          ruff, mypy --strict, import-linter, hadolint"
 	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make chart         regenerate the chart's schema, the README's values table, manifests/"
+	@echo "make image         build the image with buildah on Debian-made bases, and check it"
 	@echo "make chaos         the chaos suite at full size (tests/chaos)"
 	@echo "make docs          build the documentation site into build/site (mkdocs --strict)"
 
@@ -55,6 +57,20 @@ cluster-down:
 
 crds: venv
 	$(BIN)/python -m kabin.api.crd crds
+
+# helm and promtool, built from the Go module proxy (once; cached like the control plane).
+tools:
+	hack/tools/build.sh helm && hack/tools/build.sh promtool
+
+# The Dockerfile's image, built without a container engine or a registry (buildah,
+# debootstrap); checked: kabin runs in it as 65532 with exactly requirements.lock.
+image:
+	hack/image.sh
+
+# The chart's generated parts: values.schema.json and the README's values table (from the
+# settings classes) and manifests/kabin.yaml (the chart rendered).
+chart: venv
+	$(BIN)/python hack/chart.py
 
 lint: venv
 	$(BIN)/ruff check operator tests

@@ -238,3 +238,28 @@ async def metric(port: int, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
+
+
+def go_tool(name: str) -> str:
+    """The path of helm or promtool, built once from the Go module proxy."""
+    import subprocess
+    from pathlib import Path
+
+    build = Path(__file__).resolve().parents[1] / "hack" / "tools" / "build.sh"
+    built = subprocess.run([str(build), name], capture_output=True, text=True, check=True)
+    return built.stdout.strip()
+
+
+def apply_now(*docs: dict[str, Any]) -> None:
+    """`kubectl apply --server-side` of these objects, for sync fixtures."""
+    import subprocess
+
+    import yaml
+
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", "-"],
+        input=yaml.safe_dump_all(docs),
+        text=True,
+        capture_output=True,
+        check=True,
+    )

@@ -28,7 +28,7 @@ from kubernetes_asyncio import client
 
 from tests.chaos.invariants import FULL, GROUP, VERSION, check, look, scale
 from tests.relay import kubeconfig_through, relay
-from tests.support import eventually, exit_pod, run
+from tests.support import apply_now, eventually, exit_pod, run
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,13 +56,7 @@ def room() -> Iterator[None]:
         }
         for i in range(2)
     ]
-    subprocess.run(
-        ["kubectl", "apply", "--server-side", "-f", "-"],
-        input=yaml.safe_dump_all(nodes),
-        text=True,
-        capture_output=True,
-        check=True,
-    )
+    apply_now(*nodes)
     yield
     subprocess.run(
         ["kubectl", "delete", "node", "chaos-0", "chaos-1", "--ignore-not-found"],

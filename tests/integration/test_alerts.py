@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import command, eventually, free_port, scrape
+from tests.support import command, eventually, free_port, go_tool, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +29,7 @@ HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "tools" / "build.sh"), "promtool"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return built.stdout.strip()
+    return go_tool("promtool")
 
 
 async def test_promtool_checks_the_rules_and_their_unit_tests_pass(promtool: str) -> None:

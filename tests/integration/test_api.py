@@ -8,7 +8,6 @@ the admission webhook) is the real one, and the message is what they read.
 from __future__ import annotations
 
 import copy
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import command, kubectl_apply, manifest, run
+from tests.support import apply_now, command, kubectl_apply, manifest, run
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +43,7 @@ CAPPED = {
 
 @pytest.fixture(scope="module")
 def capped(operator: object) -> str:
-    subprocess.run(
-        ["kubectl", "apply", "--server-side", "-f", "-"],
-        input=yaml.safe_dump(CAPPED),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply_now(CAPPED)
     return "test-capped"
 
 

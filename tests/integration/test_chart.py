@@ -27,7 +27,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
 from tests.integration.test_sessions import EXPECTED, answer, condition, until
-from tests.support import command, eventually, exit_pod, free_port, metric, run
+from tests.support import command, eventually, exit_pod, free_port, go_tool, metric, run
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +49,7 @@ CLUSTER_KINDS = (
 
 @pytest.fixture(scope="session")
 def helm() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "tools" / "build.sh"), "helm"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return built.stdout.strip()
+    return go_tool("helm")
 
 
 async def render(helm: str, *args: str, release: str = "kabin") -> list[dict[str, Any]]:
