@@ -154,8 +154,20 @@ async def race(
 async def test_twenty_sessions_take_turns_in_creation_order(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
+    from prometheus_client import REGISTRY  # the in-process operator's metrics
+
+    def waits() -> float:
+        return REGISTRY.get_sample_value("kabin_drive_wait_seconds_count") or 0.0
+
+    before = waits()
     order = await race(api, namespace)
     assert order == [f"s{i:02d}" for i in range(RACERS)]
+    # Every grant is a wait observed (the first ones waited little, the last ones long).
+
+    async def observed() -> None:
+        assert waits() - before >= RACERS
+
+    await eventually(observed, timeout=5)
 
     async def free() -> None:
         obj = await get(api, "drives", namespace, "shared")

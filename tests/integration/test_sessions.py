@@ -342,12 +342,25 @@ async def test_ssh_session_expires_on_time_and_a_renew_moves_its_expiry(
     )
     assert moved["status"]["renewal"]["token"] == "1"
 
+    from prometheus_client import REGISTRY  # the in-process operator's metrics
+
+    def culled_within_2_s() -> float:
+        labels = {"mode": "absolute", "le": "2.0"}
+        return REGISTRY.get_sample_value("kabin_session_cull_lateness_seconds_bucket", labels) or 0
+
+    culled = culled_within_2_s()
     obj = await until(api, namespace, "short", lambda o: _phase(o, "Expired"), within=15)
     expired_at = datetime.now(UTC)
     expiry = datetime.fromisoformat(obj["status"]["expiryTime"].replace("Z", "+00:00"))
     # Never before the deadline, and within 2 s after it (this poll adds up to 0.2 s).
     assert 0 <= (expired_at - expiry).total_seconds() <= 2.0, (expiry, expired_at)
     assert obj["status"]["reason"] == "Timeout"
+    # The operator measured its own lateness the same way (kabin_session_cull_lateness).
+
+    async def measured() -> None:
+        assert culled_within_2_s() >= culled + 1
+
+    await eventually(measured, timeout=5)
     await eventually(lambda: _has_pods(api, namespace, "short", 0))
     assert (await until(api, namespace, "renewed", lambda o: None))["status"]["phase"] == "Running"
 
