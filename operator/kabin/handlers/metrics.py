@@ -20,8 +20,7 @@ TIME_TO_READY = Histogram(
 FAILURES = Counter("kabin_session_failures_total", "Sessions that failed, by reason.", ["reason"])
 LEADING = Gauge(
     "kabin_leading",
-    "1 while this replica reconciles (it holds the leader Lease, or runs alone); 0 on a "
-    "standby.",
+    "1 while this replica reconciles (it holds the leader Lease, or runs alone); 0 on a standby.",
 )
 CULL_LATENESS = Histogram(
     "kabin_session_cull_lateness_seconds",
