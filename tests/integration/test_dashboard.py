@@ -140,10 +140,17 @@ async def test_sign_in_start_watch_renew_and_delete(
     await expect(card.get_by_test_id("status")).to_contain_text("Ready")
     await screenshot(page, "sessions")
 
+    await page.evaluate(
+        "window.kabinLive = 0;"
+        "document.body.addEventListener('htmx:sseMessage', () => window.kabinLive++)"
+    )
     await card.get_by_role("button", name="Renew").click()
     await expect(card.get_by_role("status")).to_contain_text("Renewed")
     renewed = kubectl_json("get", "session", "lab", "-n", me.namespace)
     assert renewed["metadata"]["annotations"]["kabin.dev/renew"]
+    # The renew changes the session, so the list is re-rendered live: the answer stays.
+    await page.wait_for_function("window.kabinLive > 0", timeout=WAIT)
+    await expect(card.get_by_role("status")).to_contain_text("Renewed")
 
     page.once("dialog", lambda dialog: dialog.accept())
     await card.get_by_role("button", name="Delete").click()
