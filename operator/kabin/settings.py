@@ -100,7 +100,7 @@ class OperatorSettings(BaseSettings):
         default=False,
         description="Run as one of several replicas: only the one holding the Lease "
         "`kabin-operator` in `leader_namespace` reconciles; every replica serves the "
-        "webhooks. The manifests turn it on.",
+        "webhooks. The chart turns it on.",
     )
     leader_namespace: str = Field(
         default="kabin-system", description="Namespace of the leader-election Lease."
@@ -110,7 +110,7 @@ class OperatorSettings(BaseSettings):
         ge=0,
         le=65535,
         description="Port of the liveness endpoint (`/healthz`, answered by the operator's "
-        "event loop); 0 turns it off. The manifests use 8081.",
+        "event loop); 0 turns it off. The chart uses 8081.",
     )
     reconcile_workers: int = Field(
         default=32,
@@ -154,13 +154,16 @@ def current() -> OperatorSettings:
 
 
 def reconciles(namespace: str | None, settings: OperatorSettings | None = None) -> bool:
-    """Whether this operator reconciles objects in `namespace`."""
+    """Whether this operator reconciles objects in `namespace`: one it watches, and not
+    one left to another operator."""
     from fnmatch import fnmatch
 
     if namespace is None:
         return False
-    patterns = (settings or current()).exclude_namespaces
-    return not any(fnmatch(namespace, p) for p in patterns)
+    ours = settings or current()
+    if ours.namespaces and namespace not in ours.namespaces:
+        return False
+    return not any(fnmatch(namespace, p) for p in ours.exclude_namespaces)
 
 
 class AgentSettings(BaseSettings):

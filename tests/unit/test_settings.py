@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from kabin.settings import OperatorSettings
+from kabin.settings import OperatorSettings, reconciles
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,13 @@ def test_out_of_range_port_is_refused_naming_the_field(monkeypatch: pytest.Monke
     monkeypatch.setenv("KABIN_METRICS_PORT", "70000")
     with pytest.raises(ValidationError, match="metrics_port"):
         OperatorSettings()
+
+
+def test_an_operator_reconciles_only_the_namespaces_it_watches_and_not_the_excluded() -> None:
+    everywhere = OperatorSettings(exclude_namespaces=("k-*",))
+    assert reconciles("team-a", everywhere)
+    assert not reconciles("k-123", everywhere)
+    assert not reconciles(None, everywhere)  # cluster-scoped objects are no namespace's
+    watching = OperatorSettings(namespaces=("team-a",), exclude_namespaces=())
+    assert reconciles("team-a", watching)
+    assert not reconciles("team-b", watching)

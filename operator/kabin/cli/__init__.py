@@ -28,15 +28,20 @@ def operator(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     """Run the kabin operator in the foreground, watching all namespaces by default."""
+    import json
     import logging
+    import os
 
     import kopf
 
     import kabin.handlers
     import kabin.webhooks  # noqa: F401  (importing registers the handlers and webhooks)
-    from kabin.settings import current
+    from kabin.settings import current, load
 
-    namespaces = namespace or list(current().namespaces)  # flags, else KABIN_NAMESPACES
+    if namespace:  # the flags are the setting: what is watched is what is cached
+        os.environ["KABIN_NAMESPACES"] = json.dumps(namespace)
+        load()
+    namespaces = list(current().namespaces)
     json_logs = current().log_format == "json"
     kopf.configure(
         verbose=verbose, log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL

@@ -42,22 +42,30 @@ DRIVE_WAITERS = Gauge(
 )
 
 _phases: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (phase, type)
-_pending_since: dict[tuple[str, str], float] = {}  # session -> when it became Pending
+_pending_since: dict[tuple[str, str], float] = {}  # session -> when it became Pending (epoch)
 _waiters: dict[tuple[str, str], int] = {}  # drive -> sessions waiting for it
 
 
 def _oldest_pending() -> float:
     if not _pending_since:
         return 0.0
-    return time.monotonic() - min(_pending_since.values())
+    return time.time() - min(_pending_since.values())
 
 
 PENDING_OLDEST.set_function(_oldest_pending)
 DRIVE_WAITERS.set_function(lambda: sum(_waiters.values()))
 
 
-def observe_phase(key: tuple[str, str], phase: str | None, session_type: str) -> None:
-    """Count the session under its phase (None: it is gone)."""
+def observe_phase(
+    key: tuple[str, str],
+    phase: str | None,
+    session_type: str,
+    *,
+    pending_since: float | None = None,
+) -> None:
+    """Count the session under its phase (None: it is gone). A Pending session counts as
+    Pending since `pending_since` (its creation, when it never ran: so a restarted or
+    new leader knows), else since this operator first saw it Pending."""
     before = _phases.pop(key, None)
     if before is not None:
         SESSIONS.labels(*before).dec()
@@ -65,7 +73,7 @@ def observe_phase(key: tuple[str, str], phase: str | None, session_type: str) ->
         _phases[key] = (phase, session_type)
         SESSIONS.labels(phase, session_type).inc()
     if phase == "Pending":
-        _pending_since.setdefault(key, time.monotonic())
+        _pending_since.setdefault(key, pending_since or time.time())
     else:
         _pending_since.pop(key, None)
 

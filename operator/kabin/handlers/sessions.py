@@ -446,7 +446,10 @@ def _record(
     raw: dict[str, Any], spec: SessionSpec, previous: SessionStatus, current: SessionStatus
 ) -> None:
     key = (raw["metadata"]["namespace"], raw["metadata"]["name"])
-    metrics.observe_phase(key, current.phase, spec.type)
+    created = parse_time(raw["metadata"]["creationTimestamp"])
+    # Pending since its creation when it never ran: what a new leader can know too.
+    since = created.timestamp() if current.start_time is None else None
+    metrics.observe_phase(key, current.phase, spec.type, pending_since=since)
     if current.phase == "Failed" and previous.phase != "Failed":
         metrics.FAILURES.labels(current.reason or "Unknown").inc()
     was_ready = any(c.type == "Ready" and c.status == "True" for c in previous.conditions or [])
@@ -459,7 +462,6 @@ def _record(
                 max(0.0, (datetime.now(UTC) - expiry).total_seconds())
             )
     if is_ready and not was_ready:
-        created = parse_time(raw["metadata"]["creationTimestamp"])
         metrics.TIME_TO_READY.labels(spec.type).observe(
             (datetime.now(UTC) - created).total_seconds()
         )
