@@ -49,7 +49,7 @@ for _ in $(seq 150); do
   [[ -n "$hooks" ]] && break
   sleep 0.2
 done
-# The first request makes the user's namespace (and their RoleBinding to `edit`).
+# The first request makes the user's namespace, locked down, with their RoleBinding to `kabin-user`.
 for _ in $(seq 150); do
   curl -fsS -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/skaha/v1/session" && break
   sleep 0.2

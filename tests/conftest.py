@@ -209,7 +209,8 @@ def _webhooks_registered() -> bool:
             text=True,
             check=False,
         ).stdout.split()
-    return {"session-user", "drive-owner", "session-fits"} <= {n.split(".")[0] for n in names}
+    wanted = {"session-user", "drive-owner", "session-fits", "session-scale", "drive-access"}
+    return wanted <= {n.split(".")[0] for n in names}
 
 
 def _wait_until_reconciling(within: float = 60) -> None:
@@ -354,6 +355,7 @@ def gateway(
         kubeconfig=kubeconfig,
         env={
             "KABIN_GATEWAY_PROVISION_NAMESPACES": "true",
+            "KABIN_GATEWAY_PROVISION_GROUPS": '["researchers"]',
             "KABIN_GATEWAY_NAMESPACE_TEMPLATE": template,
         },
         args=("--token-file", str(tokens)),

@@ -5,9 +5,12 @@ so it sits outside the layer contract. Command-line flags override the
 environment; the environment overrides the defaults below.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,9 +36,56 @@ class OperatorSettings(BaseSettings):
         "JSON format, for log collectors).",
     )
     admin_groups: tuple[str, ...] = Field(
-        default=("kabin:admins", "system:masters", "system:serviceaccounts:kabin-system"),
+        default=("kabin:admins", "system:masters"),
         description="Groups whose members may act for others: create sessions and drives "
-        "on behalf of another user, use private drives that are not theirs.",
+        "on behalf of another user, use private drives that are not theirs, change any "
+        "drive's access, and exceed the per-user limits.",
+    )
+    admin_users: tuple[str, ...] = Field(
+        default=(),
+        description="Users with the admin groups' rights: the operator's own ServiceAccount "
+        "(`system:serviceaccount:<namespace>:<name>`; the chart sets it), which makes "
+        "users' default drives. No whole group of ServiceAccounts is trusted.",
+    )
+    max_cpu: str = Field(
+        default="16",
+        description="The most CPU one pod of a session may ask for when its "
+        "EnvironmentConfig sets no cap (always, for a session that names none).",
+    )
+    max_memory: str = Field(
+        default="64Gi",
+        description="The most memory one pod of a session may ask for when its "
+        "EnvironmentConfig sets no cap.",
+    )
+    max_gpu: int = Field(
+        default=1,
+        ge=0,
+        description="The most GPUs one pod of a session may ask for when its "
+        "EnvironmentConfig sets no cap.",
+    )
+    max_timeout: int = Field(
+        default=7 * 86400,
+        ge=-1,
+        description="The longest timeout (seconds) of a session whose EnvironmentConfig "
+        "sets no cap; -1: no cap (and sessions may ask for none).",
+    )
+    max_total_cpu: str = Field(
+        default="64",
+        description="The most CPU all the pods of one session may ask for together "
+        "(replicas x per pod).",
+    )
+    max_total_memory: str = Field(
+        default="256Gi",
+        description="The most memory all the pods of one session may ask for together.",
+    )
+    max_total_gpu: int = Field(
+        default=8, ge=0, description="The most GPUs all the pods of one session may ask for."
+    )
+    max_sessions_per_user: int = Field(
+        default=5,
+        ge=0,
+        description="Interactive sessions (all but headless) one user may have unfinished "
+        "at once, in all namespaces (Skaha's default is 5); 0: no limit. Admins are exempt.",
     )
     webhook_host: str = Field(
         default="127.0.0.1",
@@ -135,6 +185,16 @@ class OperatorSettings(BaseSettings):
         description="Seconds between the agent's activity Lease renewals, at most; "
         "an idle session renews nothing.",
     )
+    agent_uid: int = Field(
+        default=1999999,
+        ge=1,
+        description="UID (and GID) of the agent sidecar, which alone reads the session's "
+        "agent token; the session's own container may not run as it.",
+    )
+
+    def is_admin(self, username: str, groups: Iterable[str]) -> bool:
+        """Whether a user may act for others (admin_users, or a member of admin_groups)."""
+        return username in self.admin_users or bool(set(self.admin_groups).intersection(groups))
 
 
 _current: OperatorSettings | None = None
@@ -228,13 +288,74 @@ class GatewaySettings(BaseSettings):
     )
     provision_namespaces: bool = Field(
         default=False,
-        description="Make a user's namespace on first use, with a RoleBinding of "
+        description="Make a user's namespace on first use, locked down (restricted Pod "
+        "Security, a default-deny NetworkPolicy, a ResourceQuota), with a RoleBinding of "
         "`user_role` to the user. Needs the gateway's provisioner role.",
     )
+    provision_groups: tuple[str, ...] = Field(
+        default=("kabin:users", "kabin:admins"),
+        description="Groups whose members get a namespace provisioned; anyone else must be "
+        "given one by an administrator. `*`: every signed-in user.",
+    )
+    allow_system_users: bool = Field(
+        default=False,
+        description="Let `system:` identities (ServiceAccounts, nodes) use the gateway. "
+        "Off: any pod's ServiceAccount token is refused (403), and no `system:` group is "
+        "ever impersonated.",
+    )
+    forward_groups: tuple[str, ...] = Field(
+        default=(),
+        description="The only groups the gateway impersonates for a user (the chart names "
+        "them in the gateway's RBAC too, so it can impersonate no other); empty: all of a "
+        "user's groups but `system:` ones.",
+    )
     user_role: str = Field(
-        default="edit",
-        description="ClusterRole bound to a user in a provisioned namespace (Kubernetes' "
-        "`edit`, which kabin's roles aggregate into).",
+        default="kabin-user",
+        description="ClusterRole bound to a user in a provisioned namespace: the chart's "
+        "`kabin-user` (sessions, drives, their status, scale and logs, events; no pods, "
+        "Services, Ingresses or Secrets).",
+    )
+    namespace_quota: dict[str, str] = Field(
+        default={
+            "requests.cpu": "64",
+            "requests.memory": "256Gi",
+            "limits.memory": "256Gi",
+            "requests.nvidia.com/gpu": "8",
+            "pods": "100",
+            "persistentvolumeclaims": "16",
+            "requests.storage": "500Gi",
+        },
+        description="The ResourceQuota `hard` of a provisioned namespace.",
+    )
+    ingress_namespace: str = Field(
+        default="kube-system",
+        description="Namespace of the ingress controller, whose pods a provisioned "
+        "namespace's NetworkPolicy lets reach session pods.",
+    )
+    system_namespace: str = Field(
+        default="kabin-system",
+        description="Namespace of the operator and gateway, whose pods a provisioned "
+        "namespace's NetworkPolicy lets reach session pods.",
+    )
+    streams_per_user: int = Field(
+        default=8,
+        ge=1,
+        description="Live dashboard streams one user may hold open at once; one more is "
+        "429 with Retry-After.",
+    )
+    streams_total: int = Field(
+        default=500,
+        ge=1,
+        description="Live dashboard streams the gateway holds open at once, for everyone.",
+    )
+    failed_tokens_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Failed sign-ins (bad tokens) one client address may make a minute "
+        "before it gets 429 with Retry-After.",
+    )
+    negative_cache_seconds: float = Field(
+        default=10, ge=0, description="Seconds a refused token is remembered as refused."
     )
     token_cache_seconds: float = Field(
         default=60, ge=0, description="Seconds a TokenReview's answer is reused."
@@ -245,8 +366,17 @@ class GatewaySettings(BaseSettings):
     trust_proxy_headers: bool = Field(
         default=False,
         description="Behind an authenticating proxy (oauth2-proxy and the like): take the "
-        "dashboard's user and groups from the proxy's headers instead of a token. Only "
-        "when nothing but the proxy can reach the gateway.",
+        "dashboard's user and groups from the proxy's headers instead of a token, when the "
+        "request also carries `proxy_secret`.",
+    )
+    proxy_secret: str | None = Field(
+        default=None,
+        description="Shared secret the authenticating proxy sends in `proxy_secret_header`; "
+        "required with trust_proxy_headers, so a pod that reaches the gateway directly "
+        "cannot forge the user headers.",
+    )
+    proxy_secret_header: str = Field(
+        default="X-Kabin-Proxy-Secret", description="Header carrying the proxy's secret."
     )
     proxy_user_header: str = Field(
         default="X-Forwarded-User", description="Header naming the signed-in user."
@@ -259,3 +389,12 @@ class GatewaySettings(BaseSettings):
         description="Secret the dashboard's CSRF tokens are derived with; give every gateway "
         "replica the same one. Unset: a random one per process.",
     )
+
+    @model_validator(mode="after")
+    def _proxy_needs_secret(self) -> GatewaySettings:
+        if self.trust_proxy_headers and not self.proxy_secret:
+            raise ValueError(
+                "proxy_secret: required with trust_proxy_headers (KABIN_GATEWAY_PROXY_SECRET), "
+                "or any pod that reaches the gateway could sign in as anyone"
+            )
+        return self

@@ -92,7 +92,7 @@ async def agent_kubeconfig(
 
 @contextlib.asynccontextmanager
 async def environment(api: client.ApiClient, namespace: str, **spec: Any) -> AsyncIterator[str]:
-    """A notebook EnvironmentConfig of the test's own, with no cap on timeouts."""
+    """A notebook EnvironmentConfig of the test's own."""
     name = f"nb-{namespace}"[:63]
     interfaces = [{"name": "jupyterlab", "port": 8888, "path": "/lab"}]
     await create(
@@ -336,8 +336,9 @@ async def test_activity_every_three_seconds_keeps_a_notebook_alive(
 
 async def test_never_is_never(api: client.ApiClient, namespace: str, environments: None) -> None:
     name = "forever"
-    # An environment without a cap on timeouts (the example caps them at a day).
-    async with environment(api, namespace) as unlimited:
+    # An environment that lifts the cap on timeouts (the example caps them at a day, the
+    # cluster's default policy at a week).
+    async with environment(api, namespace, timeouts={"max": -1}) as unlimited:
         await create(namespace, session(name, type="notebook", environment=unlimited, timeout=-1))
         await until(api, namespace, name, running, within=30)
         await peers.pause(8)

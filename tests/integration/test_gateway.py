@@ -330,8 +330,9 @@ def test_isolation_between_people(gateway: Gateway) -> None:
 async def test_token_review_and_impersonation(
     kubeconfig: Any, api: object, namespace: str, tmp_path: Any, operator: object
 ) -> None:
-    """Without a token file the gateway asks the API server (TokenReview): a
-    ServiceAccount's token signs in as that ServiceAccount, whom RBAC then judges."""
+    """Without a token file the gateway asks the API server (TokenReview). A
+    ServiceAccount's token is refused unless an administrator lets system identities in
+    (any pod has one); then it signs in as that ServiceAccount, whom RBAC judges."""
     from kubernetes_asyncio import client
 
     from tests.conftest import start_gateway
@@ -343,10 +344,19 @@ async def test_token_review_and_impersonation(
             "robot", namespace, {"spec": {"expirationSeconds": 600}}
         )
     ).status.token
+    env = {"KABIN_GATEWAY_NAMESPACE_TEMPLATE": namespace}  # everyone's home, for this test
+    proc, url = start_gateway(tmp_path, kubeconfig=kubeconfig, env=env)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.get(
+                f"{url}/skaha/v1/session", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == 403 and "system identity" in answer.text, answer.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
     proc, url = start_gateway(
-        tmp_path,
-        kubeconfig=kubeconfig,
-        env={"KABIN_GATEWAY_NAMESPACE_TEMPLATE": namespace},  # everyone's home, for this test
+        tmp_path, kubeconfig=kubeconfig, env={**env, "KABIN_GATEWAY_ALLOW_SYSTEM_USERS": "true"}
     )
     try:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -428,6 +438,8 @@ def test_unreachable_api_server_is_503(tmp_path: Any, kubeconfig: Any) -> None:
                 assert answer.headers["Retry-After"] == "5"
             xml = http.get(f"{url}/skaha/availability").text
             assert "<vosi:available>false</vosi:available>" in xml
+            # The public page says no more than that: no address, no exception text.
+            assert "127.0.0.1" not in xml and "Error" not in xml and "Cannot" not in xml, xml
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -76,8 +76,10 @@ async def test_pods_meet_the_restricted_pod_security_standard(crds: list[str], n
 
 
 async def test_the_gateways_role_is_enough_and_no_more(crds: list[str], namespace: str) -> None:
-    """The gateway's ServiceAccount may review tokens, impersonate, and bind `edit` to a
-    user in a namespace it provisions, but may not bind `admin` nor read Secrets."""
+    """The gateway's ServiceAccount may review tokens, impersonate people and the groups
+    it forwards, lock down and bind `kabin-user` in a namespace it provisions; it may not
+    impersonate system:masters or a ServiceAccount, bind `edit` or `admin`, nor read
+    Secrets."""
     rendered = await run("kubectl", "kustomize", str(ROOT / "manifests"))
     rbac = [
         d
@@ -114,15 +116,23 @@ async def test_the_gateways_role_is_enough_and_no_more(crds: list[str], namespac
 
     assert await can("create", "tokenreviews.authentication.k8s.io") == "yes"
     assert await can("impersonate", "users") == "yes"
-    assert await can("impersonate", "groups") == "yes"
-    assert await can("impersonate", "serviceaccounts", "-A") == "yes"
+    assert await can("impersonate", "groups/kabin:users") == "yes"
+    assert await can("impersonate", "groups/kabin:admins") == "yes"
+    assert await can("impersonate", "groups/system:masters") == "no"
+    assert await can("impersonate", "groups/system:serviceaccounts") == "no"
+    assert await can("impersonate", "serviceaccounts", "-A") == "no"
     assert await can("create", "namespaces") == "yes"
+    assert await can("patch", "namespaces") == "yes"
+    for guard in ("networkpolicies.networking.k8s.io", "resourcequotas", "limitranges"):
+        assert await can("create", guard, "-n", namespace) == "yes", guard
+        assert await can("delete", guard, "-n", namespace) == "no", guard
     assert await can("get", "secrets", "-A") == "no"
     assert await can("create", "sessions.kabin.dev", "-n", namespace) == "no"
-    made = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding("edit"))
+    made = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding("kabin-user"))
     assert made.code == 0, made.err
-    refused = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding("admin"))
-    assert refused.code != 0 and "forbidden" in refused.err, refused.err
+    for role in ("edit", "admin"):
+        refused = await command("kubectl", "create", "-f", "-", *gateway, stdin=binding(role))
+        assert refused.code != 0 and "forbidden" in refused.err, refused.err
 
 
 async def test_the_operators_role_may_grant_what_the_agents_need(

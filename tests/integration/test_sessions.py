@@ -150,7 +150,7 @@ async def test_gpu_session_lands_on_a_gpu_node_cpu_session_never_does(
             type="notebook",
             environment="notebook",
             image="example.org/cuda:1",
-            resources={"gpu": 2},
+            resources={"gpu": 1},  # the default policy's most, where the environment sets none
         ),
     )
     # Another user: each interactive session holds its own user's default drive.
@@ -160,7 +160,7 @@ async def test_gpu_session_lands_on_a_gpu_node_cpu_session_never_does(
 
     (gpu,) = await pods(api, namespace, "gpu")
     assert gpu.spec.node_name.startswith("gpu-")
-    assert gpu.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+    assert gpu.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in [
         t.to_dict() | {} for t in gpu.spec.tolerations or []
     ] or any(t.key == "nvidia.com/gpu" and t.effect == "NoSchedule" for t in gpu.spec.tolerations)
@@ -240,7 +240,26 @@ def _replicas(obj: dict[str, Any], count: int) -> None:
 async def test_unplaceable_session_stays_pending_with_the_schedulers_message(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
-    await create(namespace, session("huge", type="headless", image="busybox", resources={"gpu": 9}))
+    # Within an environment's caps (which lift the default policy's), but more than any
+    # node has.
+    big = f"big-{namespace}"[:63]
+    await create(
+        namespace,
+        manifest("EnvironmentConfig", big, {"image": "busybox", "resources": {"max": {"gpu": 64}}}),
+    )
+    try:
+        await _unplaceable(api, namespace, big)
+    finally:
+        await client.CustomObjectsApi(api).delete_cluster_custom_object(
+            "kabin.dev", "v1alpha1", "environmentconfigs", big
+        )
+
+
+async def _unplaceable(api: client.ApiClient, namespace: str, environment: str) -> None:
+    await create(
+        namespace,
+        session("huge", type="headless", environment=environment, resources={"gpu": 60}),
+    )
 
     def unschedulable(obj: dict[str, Any]) -> None:
         scheduled = condition(obj, "Scheduled")

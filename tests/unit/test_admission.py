@@ -8,9 +8,20 @@ import pytest
 
 from kabin.api.environment import EnvironmentConfigSpec
 from kabin.api.session import SessionSpec
-from kabin.logic.admission import Problem, check_session, explain, stamp_owner
+from kabin.logic.admission import (
+    Policy,
+    Problem,
+    check_access_change,
+    check_default_drive,
+    check_session,
+    check_session_count,
+    explain,
+    stamp_owner,
+)
+from kabin.settings import OperatorSettings
 
 ADMINS = ("kabin:admins",)
+POLICY = Policy.of(OperatorSettings())  # 16 CPU, 64Gi, 1 GPU, 7 days a pod; 64/256Gi/8 a session
 
 
 @pytest.mark.parametrize(
@@ -53,8 +64,7 @@ def test_stamp_owner(
         given=given,
         previous=previous,
         username=username,
-        groups=groups,
-        admin_groups=ADMINS,
+        admin=bool(set(groups) & set(ADMINS)),
     )
     assert got_value == value
     if problem is None:
@@ -106,7 +116,21 @@ def spec(**fields: Any) -> SessionSpec:
                 'spec.resources.gpu: 16 exceeds the maximum of 8 set by EnvironmentConfig "gpu"',
             ],
         ),
-        (spec(resources={"gpu": 64}), UNCAPPED, None, []),
+        (
+            spec(resources={"gpu": 64}),
+            UNCAPPED,
+            None,
+            ["spec.resources.gpu: 64 exceeds the maximum of 1 set by the cluster's default policy"],
+        ),
+        (
+            spec(resources={"cpu": "8"}, replicas=9),
+            UNCAPPED,
+            None,
+            [
+                "spec.replicas: 9 replicas x cpu 8 exceeds the maximum of 64 for one session "
+                "set by the cluster's default policy"
+            ],
+        ),
         (
             spec(type="ssh"),
             CAPPED,
@@ -134,7 +158,35 @@ def spec(**fields: Any) -> SessionSpec:
                 'spec.timeout: 86401 exceeds the maximum of 86400 seconds set by EnvironmentConfig "gpu"'
             ],
         ),
-        (spec(timeout=-1), UNCAPPED, None, []),
+        (
+            spec(timeout=-1),
+            UNCAPPED,
+            None,
+            [
+                "spec.timeout: -1 (no timeout) is not allowed: the cluster's default policy "
+                "caps timeouts at 604800 seconds"
+            ],
+        ),
+        (
+            SessionSpec(
+                type="headless",
+                image="busybox",
+                timeout=-1,
+                resources={"cpu": 256, "memory": "512Gi", "gpu": 28},
+            ),
+            None,
+            None,
+            [
+                "spec.resources.cpu: 256 exceeds the maximum of 16 set by the cluster's default "
+                "policy",
+                "spec.resources.memory: 512Gi exceeds the maximum of 64Gi set by the cluster's "
+                "default policy",
+                "spec.resources.gpu: 28 exceeds the maximum of 1 set by the cluster's default "
+                "policy",
+                "spec.timeout: -1 (no timeout) is not allowed: the cluster's default policy caps "
+                "timeouts at 604800 seconds",
+            ],
+        ),
         (spec(), None, None, ['spec.environment: EnvironmentConfig "gpu" does not exist']),
         (SessionSpec(type="headless", image="busybox"), None, None, []),
         (spec(drive="home"), CAPPED, True, []),
@@ -151,12 +203,14 @@ def spec(**fields: Any) -> SessionSpec:
         "gpu-over",
         "millicores-over",
         "two-over",
-        "no-caps",
+        "no-env-caps-policy-caps",
+        "replicas-times-cpu-over",
         "type-not-served",
         "all-types-served",
         "no-timeout-under-cap",
         "timeout-over",
-        "no-timeout-no-cap",
+        "no-timeout-policy-cap",
+        "no-environment-policy-caps",
         "environment-missing",
         "image-only",
         "drive-exists",
@@ -170,7 +224,11 @@ def test_check_session_on_create(
     expected: list[str],
 ) -> None:
     problems = check_session(
-        spec=session, namespace="ns", environment=environment, drive_exists=drive_exists
+        spec=session,
+        namespace="ns",
+        environment=environment,
+        drive_exists=drive_exists,
+        policy=POLICY,
     )
     assert [str(p) for p in problems] == expected
 
@@ -187,15 +245,31 @@ def test_check_session_on_create(
         ),
         (spec(timeout=60), spec(timeout=600), []),
         (spec(timeout=60, replicas=1), spec(timeout=60, replicas=5), []),
-        (spec(resources={"gpu": 9}), spec(resources={"gpu": 9}, replicas=2), []),
+        (spec(resources={"gpu": 1}), spec(resources={"gpu": 1}, replicas=8), []),
+        (
+            spec(resources={"gpu": 1}),
+            spec(resources={"gpu": 1}, replicas=9),
+            [
+                "spec.replicas: 9 replicas x gpu 1 exceeds the maximum of 8 for one session set "
+                "by the cluster's default policy"
+            ],
+        ),
+        (spec(resources={"gpu": 9}), spec(resources={"gpu": 9}), []),
     ],
-    ids=["timeout-raised-over", "timeout-raised-within", "scaled", "unchanged-caps-not-rechecked"],
+    ids=[
+        "timeout-raised-over",
+        "timeout-raised-within",
+        "scaled",
+        "scaled-to-the-session-cap",
+        "scaled-over-the-session-cap",
+        "unchanged-caps-not-rechecked",
+    ],
 )
 def test_check_session_on_update_checks_only_what_may_change(
     old: SessionSpec, new: SessionSpec, expected: list[str]
 ) -> None:
     problems = check_session(
-        spec=new, namespace="ns", environment=CAPPED, drive_exists=None, old=old
+        spec=new, namespace="ns", environment=CAPPED, drive_exists=None, policy=POLICY, old=old
     )
     assert [str(p) for p in problems] == expected
 
@@ -208,3 +282,55 @@ def test_explain_lists_one_problem_per_line() -> None:
 def test_session_without_environment_or_image_is_refused_by_the_model() -> None:
     with pytest.raises(ValueError, match=r"one of spec.environment or spec.image is required"):
         SessionSpec(type="notebook")
+
+
+def test_environment_caps_replace_the_policy_where_set() -> None:
+    # CAPPED allows 8 GPUs a pod where the policy allows 1: the environment's word holds.
+    problems = check_session(
+        spec=spec(resources={"gpu": 8}),
+        namespace="ns",
+        environment=CAPPED,
+        drive_exists=None,
+        policy=POLICY,
+    )
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("owner", "user", "problem"),
+    [("alice", "alice", None), ("bob", "alice", 'belongs to "bob", not to "alice"')],
+)
+def test_default_drive_only_when_it_is_the_users(
+    owner: str, user: str, problem: str | None
+) -> None:
+    found = check_default_drive(drive=f"{user}-home", owner=owner, user=user)
+    assert (found is None) if problem is None else (found is not None and problem in str(found))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "owner", "username", "admin", "refused"),
+    [
+        ("private", "shared", "alice", "alice", False, False),
+        ("private", "shared", "alice", "bob", False, True),
+        ("private", "shared", "alice", "carol", True, False),
+        ("shared", "shared", "alice", "bob", False, False),
+    ],
+    ids=["owner", "another-user", "admin", "unchanged"],
+)
+def test_only_the_owner_changes_a_drives_access(
+    old: str, new: str, owner: str, username: str, admin: bool, refused: bool
+) -> None:
+    problem = check_access_change(
+        drive="d", old=old, new=new, owner=owner, username=username, admin=admin
+    )
+    assert (problem is not None) == refused
+    if problem is not None:
+        assert problem.field == "spec.access" and '"alice"' in problem.message
+
+
+@pytest.mark.parametrize(
+    ("active", "most", "refused"), [(4, 5, False), (5, 5, True), (50, 0, False)]
+)
+def test_session_count(active: int, most: int, refused: bool) -> None:
+    problem = check_session_count(user="alice", active=active, most=most)
+    assert (problem is not None) == refused

@@ -279,6 +279,12 @@ def test_interactive_pods_get_the_agent_and_only_it_gets_a_token() -> None:
     assert p["spec"]["serviceAccountName"] == "s-kabin-agent"
     assert p["spec"]["automountServiceAccountToken"] is False
     assert p["spec"]["shareProcessNamespace"] is True, "the agent sees the session's processes"
+    # Its own UID, not the session's: the user's processes share its process namespace
+    # and could otherwise read its token through /proc/<pid>/root.
+    assert sidecar["securityContext"]["runAsUser"] == AGENT.uid
+    assert sidecar["securityContext"]["runAsGroup"] == AGENT.uid
+    assert "runAsUser" not in main.get("securityContext", {})
+    assert p["spec"]["securityContext"].get("runAsUser") != AGENT.uid
     token_mounts = [m for m in sidecar["volumeMounts"] if m["name"] == "kabin-agent-token"]
     assert token_mounts and token_mounts[0]["mountPath"] == agent.AGENT_TOKEN_PATH
     assert all(m["name"] != "kabin-agent-token" for m in main.get("volumeMounts", []))
@@ -401,3 +407,39 @@ def test_a_child_is_applied_again_only_when_it_lacks_something_kabin_wants(
     actual: dict[str, Any], wanted: dict[str, Any], same: bool
 ) -> None:
     assert network.contains(actual, wanted) is same
+
+
+DATASET_ENV = EnvironmentConfigSpec.model_validate(
+    {
+        "image": "astro:1",
+        "interfaces": [{"name": "jupyterlab", "port": 8888}],
+        "command": ["start-astro"],
+        "env": [{"name": "LICENCE", "value": "secret-key"}],
+        "volumes": [{"name": "survey", "persistentVolumeClaim": {"claimName": "survey"}}],
+        "volumeMounts": [{"name": "survey", "mountPath": "/data"}],
+        "resources": {"max": {"cpu": "4"}},
+        "podOverrides": {"nodeSelector": {"pool": "science"}, "runtimeClassName": "gvisor"},
+    }
+)
+
+
+def test_own_image_keeps_what_the_environment_enforces_and_nothing_made_for_its_image() -> None:
+    own = pod({"type": "notebook", "environment": "astro", "image": "mine:1"}, DATASET_ENV)
+    theirs = pod({"type": "notebook", "environment": "astro"}, DATASET_ENV)
+    main_own, main_theirs = own["spec"]["containers"][0], theirs["spec"]["containers"][0]
+    assert main_own["image"] == "mine:1"
+    # Enforced: the pod overrides (placement, runtime) and the interfaces stay.
+    for p in (own, theirs):
+        assert p["spec"]["nodeSelector"] == {"pool": "science"}
+        assert p["spec"]["runtimeClassName"] == "gvisor"
+        assert p["spec"]["containers"][0]["ports"] == [
+            {"name": "jupyterlab", "containerPort": 8888}
+        ]
+    # Made for astro:1 only: its dataset volume, licence variable and command.
+    assert "volumes" in theirs["spec"] and "volumes" not in own["spec"]
+    assert {e["name"] for e in main_theirs["env"]} >= {"LICENCE"}
+    assert "LICENCE" not in {e["name"] for e in main_own["env"]}
+    assert main_theirs["command"] == ["start-astro"] and "command" not in main_own
+    # Naming the environment's own image is not an override.
+    same = pod({"type": "notebook", "environment": "astro", "image": "astro:1"}, DATASET_ENV)
+    assert same["spec"]["volumes"] == theirs["spec"]["volumes"]

@@ -258,12 +258,34 @@ async def test_token_reviews_are_cached() -> None:
             return {"authenticated": True, "user": {"username": "alice", "groups": ["g"]}}
         return {"authenticated": False, "error": "expired"}
 
-    reviews = TokenReviews(review, ttl=60)
+    reviews = TokenReviews(review, ttl=60, negative_ttl=10)
     assert await reviews("good") == Identity("alice", ("g",))
     assert await reviews("good") == Identity("alice", ("g",))
     assert asked == ["good"]
-    with pytest.raises(Unauthenticated, match="expired"):
-        await reviews("bad")
+    # A refused token is refused again without a second review, and the API server's
+    # reason ("expired") is not told to whoever sent it.
+    for _ in range(3):
+        with pytest.raises(Unauthenticated) as refused:
+            await reviews("bad")
+        assert "expired" not in str(refused.value)
+    assert asked == ["good", "bad"]
+
+
+async def test_failed_sign_ins_are_held_off_per_address_but_known_tokens_pass() -> None:
+    from kabin.gateway.identity import FailedSignIns, SignIn, StaticTokens, TooMany
+
+    sign_in = SignIn(StaticTokens({"good": Identity("alice")}), FailedSignIns(per_minute=3))
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await sign_in("bogus", "10.0.0.9")
+    with pytest.raises(TooMany) as held:
+        await sign_in("bogus", "10.0.0.9")
+    assert 1 <= held.value.retry_after <= 61
+    # The same address with a good token (people behind one ingress), and another
+    # address, are not held off.
+    assert await sign_in("good", "10.0.0.9") == Identity("alice")
+    with pytest.raises(Unauthenticated):
+        await sign_in("bogus", "10.0.0.10")
 
 
 def test_proxy_headers_never_carry_system_groups() -> None:
@@ -272,14 +294,53 @@ def test_proxy_headers_never_carry_system_groups() -> None:
     from kabin.gateway.dashboard.signin import proxy_identity
     from kabin.settings import GatewaySettings
 
-    trusted = GatewaySettings(trust_proxy_headers=True)
+    trusted = GatewaySettings(trust_proxy_headers=True, proxy_secret="s3cret")
     request = make_mocked_request(
         "GET",
         "/",
-        headers={"X-Forwarded-User": "alice", "X-Forwarded-Groups": "team, system:masters,"},
+        headers={
+            "X-Forwarded-User": "alice",
+            "X-Forwarded-Groups": "team, system:masters,",
+            "X-Kabin-Proxy-Secret": "s3cret",
+        },
     )
     assert proxy_identity(request, trusted) == Identity("alice", ("team",))
     assert proxy_identity(request, GatewaySettings()) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({"X-Forwarded-User": "alice"}, "did not come through the proxy"),
+        ({"X-Forwarded-User": "alice", "X-Kabin-Proxy-Secret": "guess"}, "through the proxy"),
+        (
+            {
+                "X-Forwarded-User": "system:serviceaccount:kabin-system:kabin-operator",
+                "X-Kabin-Proxy-Secret": "s3cret",
+            },
+            "system identity",
+        ),
+    ],
+    ids=["no-secret", "wrong-secret", "system-user"],
+)
+def test_forged_proxy_headers_are_refused(headers: dict[str, str], words: str) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from kabin.gateway.dashboard.signin import proxy_identity
+    from kabin.settings import GatewaySettings
+
+    trusted = GatewaySettings(trust_proxy_headers=True, proxy_secret="s3cret")
+    with pytest.raises(Unauthenticated, match=words):
+        proxy_identity(make_mocked_request("GET", "/", headers=headers), trusted)
+
+
+def test_trusting_proxy_headers_needs_a_secret() -> None:
+    from pydantic import ValidationError
+
+    from kabin.settings import GatewaySettings
+
+    with pytest.raises(ValidationError, match="proxy_secret: required"):
+        GatewaySettings(trust_proxy_headers=True)
 
 
 def test_tokens_that_are_not_utf8_are_refused() -> None:

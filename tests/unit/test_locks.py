@@ -103,3 +103,34 @@ def test_a_continued_hold_keeps_its_start_and_a_new_one_starts_now() -> None:
 )
 def test_default_drive_name_is_dns_safe(user: str, name: str) -> None:
     assert default_drive_name(user) == name
+
+
+def _session(name: str, user: str, drive: str | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"type": "notebook", "image": "x", "user": user}
+    if drive:
+        spec["drive"] = drive
+    return {
+        "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    }
+
+
+def test_a_default_drive_that_is_not_the_users_is_never_theirs() -> None:
+    from kabin.api.names import Reason
+    from kabin.logic.drives import claimants, view
+
+    trap = {"metadata": {"name": "alice-home"}, "spec": {"owner": "bob", "access": "shared"}}
+    seen = view("alice-home", session="work", drive=trap, default_for="alice")
+    assert not seen.granted and seen.reason == Reason.DRIVE_NOT_OWNED
+    assert 'belongs to "bob", not to "alice"' in (seen.message or "")
+    # Named explicitly (a shared drive of Bob's she may use), it is a drive like any other.
+    assert view("alice-home", session="work", drive=trap).reason == Reason.WAITING
+    found, _ = claimants(
+        [_session("work", "alice"), _session("named", "carol", drive="alice-home")],
+        [],
+        drive="alice-home",
+        deleting=False,
+        owner="bob",
+    )
+    assert {c.name: c.wants for c in found} == {"work": False, "named": True}

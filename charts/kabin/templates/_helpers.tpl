@@ -17,12 +17,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* A settings map as environment variables: {{ include "kabin.settingsEnv" (list "KABIN_" .Values.operator.settings) }}.
-Lists are JSON (how pydantic-settings reads a tuple); everything else a string. */}}
+Lists and maps are JSON (how pydantic-settings reads them); everything else a string. */}}
 {{- define "kabin.settingsEnv" -}}
 {{- $prefix := index . 0 }}
 {{- range $name, $value := index . 1 }}
 - name: {{ printf "%s%s" $prefix (upper $name) }}
-  value: {{ if kindIs "slice" $value }}{{ toJson $value | quote }}{{ else }}{{ toString $value | quote }}{{ end }}
+  value: {{ if or (kindIs "slice" $value) (kindIs "map" $value) }}{{ toJson $value | quote }}{{ else }}{{ toString $value | quote }}{{ end }}
 {{- end }}
 {{- end }}
 

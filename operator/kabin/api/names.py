@@ -90,6 +90,7 @@ class Reason:
     WAITING = "Waiting"
     DRIVE_IN_USE = "DriveInUse"
     DRIVE_NOT_FOUND = "DriveNotFound"
+    DRIVE_NOT_OWNED = "DriveNotOwned"
     EXPIRING_SOON = "ExpiringSoon"
     NOT_EXPIRING_SOON = "NotExpiringSoon"
     IDLE_TIMEOUT = "IdleTimeout"

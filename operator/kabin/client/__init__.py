@@ -7,6 +7,7 @@ it (`kabin.client.sync`). Pure translations to and from Skaha's shapes are in
 
 from kabin.client.errors import (
     AlreadyExists,
+    Conflict,
     Forbidden,
     Invalid,
     KabinError,
@@ -20,6 +21,7 @@ from kabin.client.sync import Session
 __all__ = [
     "AlreadyExists",
     "AsyncSession",
+    "Conflict",
     "Forbidden",
     "Invalid",
     "KabinError",

@@ -1,7 +1,7 @@
 """The client's exceptions: the API server's own message, typed by what went wrong.
 
 Every failure is an exception (never a silent False): `NotFound`, `AlreadyExists`,
-`Forbidden`, `Invalid` (also a ValueError: bad input, from the client's checks or
+`Conflict`, `Forbidden`, `Invalid` (also a ValueError: bad input, from the client's checks or
 the API server's schema, CEL rules and webhooks), `Timeout` (also a TimeoutError)
 and `Unreachable`, all `KabinError`s.
 """
@@ -29,6 +29,11 @@ class NotFound(KabinError):
 
 class AlreadyExists(KabinError):
     """An object of that name exists already (409)."""
+
+
+class Conflict(KabinError):
+    """The object is not the one the request was made for: it changed, or was deleted and
+    made again under the same name (409 Conflict, a failed precondition)."""
 
 
 class Forbidden(KabinError):
@@ -59,4 +64,7 @@ _BY_STATUS: dict[int, type[KabinError]] = {
 def from_api(error: ApiException) -> KabinError:
     """The typed exception of an API server error response, carrying its message."""
     kind = _BY_STATUS.get(error.status or 0, KabinError)
-    return kind(message_of(error), status=error.status, reason=str(error.reason or ""))
+    message = message_of(error)
+    if error.status == 409 and '"reason":"Conflict"' in str(error.body or "").replace(" ", ""):
+        kind = Conflict
+    return kind(message, status=error.status, reason=str(error.reason or ""))

@@ -476,11 +476,15 @@ class AsyncSession(Options):
         log.info("Creating %d %s session[s] in %s.", replicas, kind, self.namespace)
         return await self._all(one(m) for m in manifests)
 
-    async def destroy(self, ids: str | list[str]) -> dict[str, bool]:
+    async def destroy(
+        self, ids: str | list[str], *, uids: dict[str, str] | None = None
+    ) -> dict[str, bool]:
         """Delete sessions (their pods, services and ingress go with them).
 
         Args:
             ids: A session id or a list of them.
+            uids: The uid each id must still have (a session deleted and made again
+                under the same name since it was read is not deleted: Conflict).
 
         Returns:
             True for each session deleted; False for one that did not exist (Skaha's
@@ -496,8 +500,9 @@ class AsyncSession(Options):
 
         async def one(session_id: str) -> bool:
             namespace, name = records.parse_id(session_id, self.namespace)
+            uid = (uids or {}).get(session_id)
             deleted = await self._call(
-                lambda api: objects.delete_custom(api, "sessions", namespace, name)
+                lambda api: objects.delete_custom(api, "sessions", namespace, name, uid=uid)
             )
             if not deleted:
                 log.warning('session "%s" not found in namespace "%s"', name, namespace)
@@ -536,7 +541,7 @@ class AsyncSession(Options):
         """
         return await self._read(session_id)
 
-    async def renew(self, ids: str | list[str]) -> list[str]:
+    async def renew(self, ids: str | list[str], *, uids: dict[str, str] | None = None) -> list[str]:
         """Restart the absolute timeout of sessions (sets a new `kabin.dev/renew` value).
 
         Returns:
@@ -552,9 +557,23 @@ class AsyncSession(Options):
 
         async def one(session_id: str) -> str:
             namespace, name = records.parse_id(session_id, self.namespace)
-            await self._call(
-                lambda api: objects.patch_custom(api, "sessions", namespace, name, body)
-            )
+            uid = (uids or {}).get(session_id)
+            # A uid in the patch is a precondition: the API server refuses to patch
+            # another object that took the name since.
+            sent = {"metadata": {**body["metadata"], "uid": uid}} if uid else body
+            try:
+                await self._call(
+                    lambda api: objects.patch_custom(api, "sessions", namespace, name, sent)
+                )
+            except errors.Invalid as e:
+                # A uid that differs is refused as a change of an immutable field.
+                if uid and "metadata.uid" in e.message:
+                    raise errors.Conflict(
+                        f'session "{session_id}" is not the one read (uid {uid}): it was '
+                        "deleted and made again; read it again",
+                        status=409,
+                    ) from None
+                raise
             return session_id
 
         return await self._all(one(i) for i in wanted)

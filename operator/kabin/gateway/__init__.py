@@ -26,8 +26,7 @@ from kabin.settings import GatewaySettings
 
 log = logging.getLogger("kabin.gateway")
 
-Authenticate = Callable[[str], Awaitable[ident.Identity]]
-AUTHENTICATE: web.AppKey[Authenticate] = web.AppKey("authenticate")
+AUTHENTICATE: web.AppKey[ident.SignIn] = web.AppKey("authenticate")
 RETRY_AFTER = "5"
 _PUBLIC = ("/skaha/availability",)
 _STATUS: dict[type[errors.KabinError], int] = {
@@ -35,6 +34,7 @@ _STATUS: dict[type[errors.KabinError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
+    errors.Conflict: 409,
 }
 
 
@@ -59,7 +59,7 @@ async def skaha_errors(
     try:
         if request.path.startswith("/skaha/") and request.path not in _PUBLIC:
             token = ident.bearer(request.headers.get("Authorization"))
-            identity = await request.app[AUTHENTICATE](token)
+            identity = await request.app[AUTHENTICATE](token, request.remote or "")
             await request.app[routes.KUBE].provision(identity)  # first use: their namespace
             request[routes.IDENTITY] = identity
         return await handler(request)
@@ -70,6 +70,8 @@ async def skaha_errors(
             content_type="text/plain",
             headers={"WWW-Authenticate": 'Bearer realm="kabin"'},
         )
+    except ident.TooMany as e:
+        return too_many(e)
     except errors.KabinError as e:
         status = _status_of(e)
         headers = {"Retry-After": RETRY_AFTER} if status == 503 else {}
@@ -91,11 +93,24 @@ async def skaha_errors(
         )
     except web.HTTPException as e:
         if e.status >= 400:
-            return web.Response(text=f"{e.text}\n", status=e.status, content_type="text/plain")
+            kept = {k: v for k, v in e.headers.items() if k.lower() == "retry-after"}
+            return web.Response(
+                text=f"{e.text}\n", status=e.status, content_type="text/plain", headers=kept
+            )
         raise
 
 
-def application(kube: Kube, authenticate: Authenticate) -> web.Application:
+def too_many(e: ident.TooMany) -> web.Response:
+    """429 with Retry-After, as text."""
+    return web.Response(
+        text=f"{e}\n",
+        status=429,
+        content_type="text/plain",
+        headers={"Retry-After": str(e.retry_after)},
+    )
+
+
+def application(kube: Kube, authenticate: ident.SignIn) -> web.Application:
     """The gateway's web application."""
     app = web.Application(middlewares=[skaha_errors])
     app[routes.KUBE] = kube
@@ -105,21 +120,31 @@ def application(kube: Kube, authenticate: Authenticate) -> web.Application:
     return app
 
 
-def authenticator(settings: GatewaySettings, kube: Kube) -> Authenticate:
-    """The token file's tokens when one is given, else TokenReviews."""
+def authenticator(settings: GatewaySettings, kube: Kube) -> ident.SignIn:
+    """The token file's tokens when one is given, else TokenReviews; either way, an
+    address that keeps failing is held off."""
+    checker: ident.Checker
     if settings.token_file:
-        return ident.StaticTokens(ident.read_token_file(settings.token_file))
-    return ident.TokenReviews(kube.review, ttl=settings.token_cache_seconds)
+        checker = ident.StaticTokens(ident.read_token_file(settings.token_file))
+    else:
+        checker = ident.TokenReviews(
+            kube.review,
+            ttl=settings.token_cache_seconds,
+            negative_ttl=settings.negative_cache_seconds,
+        )
+    return ident.SignIn(checker, ident.FailedSignIns(settings.failed_tokens_per_minute))
 
 
 async def serve(settings: GatewaySettings) -> web.AppRunner:
     """Start serving; the caller keeps the runner and cleans it up."""
     api = await connect()
-    kube = Kube(api, settings)
+    watch_api = await connect(pool_size=settings.streams_total + 10)
+    kube = Kube(api, settings, watch_api)
     app = application(kube, authenticator(settings, kube))
 
     async def close_api(_: web.Application) -> None:
         await api.close()
+        await watch_api.close()
 
     app.on_cleanup.append(close_api)
     runner = web.AppRunner(app, access_log=None)

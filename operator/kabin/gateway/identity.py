@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,17 @@ class StaticTokens:
         self._tokens = tokens
 
     async def __call__(self, token: str) -> Identity:
+        found = self.known(token)
+        if found is None:
+            raise Unauthenticated("the token is not valid")
+        return found
+
+    def known(self, token: str) -> Identity | None:
         usable(token)
         for known, identity in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return identity
-        raise Unauthenticated("the token is not valid")
+        return None
 
 
 Review = Callable[[str], Awaitable[dict[str, Any]]]
@@ -90,31 +96,86 @@ class TokenReviews:
     """Tokens checked by the API server (TokenReview), answers reused for a while so that
     a burst of requests costs one review."""
 
-    def __init__(self, review: Review, *, ttl: float, size: int = 4096) -> None:
+    def __init__(
+        self, review: Review, *, ttl: float, negative_ttl: float = 10, size: int = 4096
+    ) -> None:
         self._review = review
         self._ttl = ttl
+        self._negative_ttl = negative_ttl
         self._size = size
-        self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
 
     async def __call__(self, token: str) -> Identity:
         key = hashlib.sha256(usable(token).encode()).hexdigest()
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
+            if hit[1] is None:  # refused a moment ago: no second review
+                raise Unauthenticated("the token is not valid")
             return hit[1]
         status = await self._review(token)
         if not status.get("authenticated"):
-            raise Unauthenticated(f"the token is not valid: {status.get('error') or 'rejected'}")
+            self._remember(key, now + self._negative_ttl, None)
+            # The API server's reason stays in its own log: a caller learns nothing more.
+            raise Unauthenticated("the token is not valid")
         user = status.get("user") or {}
         identity = Identity(
             user=str(user.get("username", "")), groups=tuple(user.get("groups") or ())
         )
         if not identity.user:
             raise Unauthenticated("the token names no user")
-        self._cache[key] = (now + self._ttl, identity)
+        self._remember(key, now + self._ttl, identity)
+        return identity
+
+    def known(self, token: str) -> Identity | None:
+        """The identity of a token reviewed and accepted a moment ago, else None."""
+        hit = self._cache.get(hashlib.sha256(usable(token).encode()).hexdigest())
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _remember(self, key: str, until: float, identity: Identity | None) -> None:
+        self._cache[key] = (until, identity)
+        self._cache.move_to_end(key)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
-        return identity
+
+
+class TooMany(Exception):
+    """Over a limit: answered 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FailedSignIns:
+    """Failed tokens per client address, in a sliding minute: past `per_minute`, that
+    address is answered 429 until its oldest failure is a minute old, without a look at
+    its token (so a flood of bogus bearers costs no TokenReviews)."""
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int, size: int = 10000) -> None:
+        self._most = per_minute
+        self._size = size
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def check(self, client: str) -> None:
+        """Raise TooMany when `client` has failed too often of late."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if t > now - self.WINDOW]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        if len(recent) >= self._most:
+            wait = max(1, int(recent[0] + self.WINDOW - now) + 1)
+            raise TooMany(f"too many failed sign-ins from {client}; try again later", wait)
+
+    def failed(self, client: str) -> None:
+        self._failures.setdefault(client, []).append(time.monotonic())
+        self._failures.move_to_end(client)
+        while len(self._failures) > self._size:
+            self._failures.popitem(last=False)
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
@@ -132,3 +193,35 @@ def namespace_of(user: str, template: str) -> str:
         digest = hashlib.sha256(user.encode()).hexdigest()[:6]
         slug = f"{slug[: max(room - 7, 1)].strip('-')}-{digest}".strip("-")
     return template.replace("{user}", slug)
+
+
+class Checker(Protocol):
+    """A way to check tokens: StaticTokens or TokenReviews."""
+
+    async def __call__(self, token: str) -> Identity: ...
+
+    def known(self, token: str) -> Identity | None: ...
+
+
+class SignIn:
+    """Checks a token for a client address, with FailedSignIns: an address that failed
+    too often gets 429, except for a token already known good (behind an ingress, many
+    people share its address, and their valid tokens still work)."""
+
+    def __init__(self, checker: Checker, failures: FailedSignIns) -> None:
+        self._checker = checker
+        self._failures = failures
+
+    async def __call__(self, token: str, client: str = "") -> Identity:
+        try:
+            self._failures.check(client)
+        except TooMany:
+            found = self._checker.known(token)
+            if found is None:
+                raise
+            return found
+        try:
+            return await self._checker(token)
+        except Unauthenticated:
+            self._failures.failed(client)
+            raise

@@ -20,11 +20,12 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict
 
-from kabin.api.names import OWNER_ANNOTATION, USER_LABEL
+from kabin.api.names import OWNER_ANNOTATION
 from kabin.client.errors import Forbidden
 from kabin.client.session import AsyncSession
 from kabin.gateway.identity import Identity, namespace_of
 from kabin.k8s import objects
+from kabin.logic import tenancy
 from kabin.settings import GatewaySettings
 
 log = logging.getLogger("kabin.gateway")
@@ -34,14 +35,15 @@ class _Impersonating:
     """Stands in for the aiohttp session of a kubernetes_asyncio REST client: the same
     pool, with the user's impersonation headers on every request."""
 
-    def __init__(self, pool: Any, identity: Identity) -> None:
+    def __init__(self, pool: Any, identity: Identity, groups: tuple[str, ...]) -> None:
         self._pool = pool
         self._identity = identity
+        self._groups = groups
 
     def request(self, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         sent = CIMultiDict(headers or {})
         sent["Impersonate-User"] = self._identity.user
-        for group in self._identity.groups:
+        for group in self._groups:
             sent.add("Impersonate-Group", group)
         return self._pool.request(headers=sent, **kwargs)
 
@@ -52,27 +54,39 @@ class _Impersonating:
 class Kube:
     """The API server as the gateway reaches it: as itself, or as a user."""
 
-    def __init__(self, api: client.ApiClient, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: GatewaySettings,
+        watch_api: client.ApiClient | None = None,
+    ) -> None:
         self.api = api
+        # Live streams hold a watch each for minutes: on a pool of their own, so that no
+        # number of them can take the connections every other request needs.
+        self.watch_api = watch_api or api
         self.settings = settings
-        self._views: OrderedDict[Identity, client.ApiClient] = OrderedDict()
+        self._views: OrderedDict[tuple[Identity, bool], client.ApiClient] = OrderedDict()
         self._ready: set[str] = set()
         self._making: dict[str, asyncio.Lock] = {}
 
-    def as_user(self, identity: Identity) -> client.ApiClient:
-        """An API client that acts as `identity` over the gateway's connection pool."""
-        view = self._views.get(identity)
+    def as_user(self, identity: Identity, *, watching: bool = False) -> client.ApiClient:
+        """An API client that acts as `identity` over the gateway's connection pool (the
+        watch pool, `watching`)."""
+        key = (identity, watching)
+        view = self._views.get(key)
         if view is None:
-            view = copy.copy(self.api)
-            view.default_headers = dict(self.api.default_headers)
-            view.rest_client = copy.copy(self.api.rest_client)
-            pool: Any = _Impersonating(self.api.rest_client.pool_manager, identity)
+            base = self.watch_api if watching else self.api
+            view = copy.copy(base)
+            view.default_headers = dict(base.default_headers)
+            view.rest_client = copy.copy(base.rest_client)
+            groups = tenancy.forwarded_groups(identity.groups, self.settings)
+            pool: Any = _Impersonating(base.rest_client.pool_manager, identity, groups)
             view.rest_client.pool_manager = pool
-            self._views[identity] = view
+            self._views[key] = view
             while len(self._views) > 1024:
                 self._views.popitem(last=False)
         else:
-            self._views.move_to_end(identity)
+            self._views.move_to_end(key)
         return view
 
     def namespace(self, identity: Identity) -> str:
@@ -98,16 +112,29 @@ class Kube:
         async with asyncio.timeout(self.settings.request_timeout):
             return await objects.review_token(self.api, token)
 
-    async def provision(self, identity: Identity) -> None:
-        """Make the user's namespace, with their RoleBinding, on first use (when allowed).
+    def admit(self, identity: Identity) -> None:
+        """Refuse a `system:` identity (any pod's ServiceAccount token, a node) unless an
+        administrator allows them (403)."""
+        if tenancy.system_identity(identity.user, self.settings):
+            raise Forbidden(
+                f'"{identity.user}" is a system identity; kabin\'s gateway serves people '
+                "(set KABIN_GATEWAY_ALLOW_SYSTEM_USERS to let ServiceAccounts in)"
+            )
 
-        The gateway binds a user only in a namespace it made for that very user (the
+    async def provision(self, identity: Identity) -> None:
+        """Make the user's namespace, locked down, with their RoleBinding, on first use
+        (when allowed; `kabin.logic.tenancy` has what it holds).
+
+        Only users in `provision_groups` get one, and never a `system:` identity. The
+        gateway binds a user only in a namespace it made for that very user (the
         `kabin.dev/owner` annotation holds the exact name): a namespace that exists
         without it (an administrator's, kabin-system) is used as it is, and one made
         for someone else (two names that map to one namespace) is refused. Done once
         per namespace and process; creates tolerate "already exists", so two gateway
-        replicas, or a restart, make nothing twice.
+        replicas, or a restart, make nothing twice, and a namespace made by an older
+        gateway gets what it lacks.
         """
+        self.admit(identity)
         if not self.settings.provision_namespaces:
             return
         name = self.namespace(identity)
@@ -119,7 +146,13 @@ class Kube:
                 return
             found = await objects.get_namespace(self.api, name)
             if found is None:
-                await objects.create_namespace(self.api, _namespace(name, identity))
+                allowed, why = tenancy.may_provision(identity.user, identity.groups, self.settings)
+                if not allowed:
+                    raise Forbidden(why)
+                slug = namespace_of(identity.user, "{user}")
+                await objects.create_namespace(
+                    self.api, tenancy.namespace(name, identity.user, slug)
+                )
                 log.info("made namespace %s for %s", name, identity.user)
                 found = await objects.get_namespace(self.api, name)
             owner = ((found or {}).get("metadata", {}).get("annotations") or {}).get(
@@ -130,12 +163,24 @@ class Kube:
                     f'namespace "{name}" belongs to another user; ask an administrator '
                     "to set KABIN_GATEWAY_NAMESPACE_TEMPLATE or make yours"
                 )
-            if owner == identity.user and await objects.create_role_binding(
-                self.api, _binding(name, identity, self.settings)
-            ):
-                await self._until_allowed(identity, name)
+            if owner == identity.user:
+                await self._lock_down(name, found or {})
+                if await objects.create_role_binding(
+                    self.api, tenancy.binding(name, identity.user, self.settings.user_role)
+                ):
+                    await self._until_allowed(identity, name)
             self._ready.add(name)
             self._making.pop(name, None)
+
+    async def _lock_down(self, name: str, found: dict[str, Any]) -> None:
+        """Pod Security labels, NetworkPolicy, ResourceQuota and LimitRange, before the
+        user is bound: their first session is already inside the guards."""
+        if tenancy.needs_labels(found):
+            await objects.patch_namespace(
+                self.api, name, {"metadata": {"labels": tenancy.PSA_LABELS}}
+            )
+        for guard in tenancy.guards(name, self.settings):
+            await objects.create_guard(self.api, guard)
 
     async def _until_allowed(self, identity: Identity, namespace: str) -> None:
         """Wait until the API server's authorizer has seen a new RoleBinding (its cache
@@ -149,31 +194,3 @@ class Kube:
                 if e.status != 403:
                     raise
             await asyncio.sleep(0.05)
-
-
-def _namespace(name: str, identity: Identity) -> dict[str, Any]:
-    """A user's namespace, marked as the gateway's and theirs."""
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {USER_LABEL: namespace_of(identity.user, "{user}")},
-            "annotations": {OWNER_ANNOTATION: identity.user},
-        }
-    }
-
-
-def _binding(namespace: str, identity: Identity, settings: GatewaySettings) -> dict[str, Any]:
-    """The RoleBinding that lets a user work in their namespace."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "kabin-user", "namespace": namespace},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": settings.user_role,
-        },
-        "subjects": [
-            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity.user}
-        ],
-    }

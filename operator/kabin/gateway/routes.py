@@ -9,6 +9,7 @@ anything else is 404, as if it did not exist.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, cast
 from urllib.parse import parse_qsl
@@ -23,6 +24,7 @@ from kabin.gateway.identity import Identity
 from kabin.gateway.kube import Kube
 from kabin.k8s import objects
 
+log = logging.getLogger("kabin.gateway")
 KUBE = web.AppKey("kube", Kube)
 IDENTITY = "kabin.identity"
 _ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -185,15 +187,16 @@ async def change_session(request: web.Request) -> web.Response:
         raise Invalid(f"action: {action!r} is not recognized; use renew")
     if records.phase_of(obj) not in records.ACTIVE:
         raise Invalid(f"No active session {session_id!r} to renew: it is {records.phase_of(obj)}")
-    await sessions.renew(session_id)
+    await sessions.renew(session_id, uids={session_id: obj["metadata"]["uid"]})
     return text("")
 
 
 async def delete_session(request: web.Request) -> web.Response:
     one = _One(request)
-    await one.read()
+    _, obj = await one.read()
     sessions, session_id = one.sessions, one.id
-    if not (await sessions.destroy(session_id))[session_id]:
+    uids = {session_id: obj["metadata"]["uid"]}
+    if not (await sessions.destroy(session_id, uids=uids))[session_id]:
         raise NotFound(f"session {session_id!r} not found")
     return text("")
 
@@ -218,14 +221,15 @@ async def availability(request: web.Request) -> web.Response:
     try:
         await kube.public()._call(objects.server_version)
     except Exception as e:  # any failure means unavailable, which is the answer
-        body = protocol.AVAILABILITY.format(available="false", note=_xml(f"Unavailable: {e}"))
+        # The reason goes to the log: it can name addresses and certificates, and this
+        # page is public.
+        log.warning("availability: the API server did not answer: %s", e)
+        body = protocol.AVAILABILITY.format(
+            available="false", note="kabin Service Unavailable: the cluster does not answer."
+        )
     else:
         body = protocol.AVAILABILITY.format(available="true", note="kabin Service Available.")
     return web.Response(text=body, content_type="text/xml")
-
-
-def _xml(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _pretty(value: Any) -> str:

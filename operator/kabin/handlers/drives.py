@@ -98,12 +98,12 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
     now = datetime.now(UTC)
     pods = cache.drive_pods(namespace, name)
     claimants, decision = _decide(
-        pods, cache.claimants(namespace, name), name, holder, deleting, now
+        pods, cache.claimants(namespace, name), name, holder, deleting, now, spec.owner
     )
     if holder is not None and decision.holder != holder:
         fresh = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
         claimants, decision = _decide(
-            fresh, cache.claimants(namespace, name), name, holder, deleting, now
+            fresh, cache.claimants(namespace, name), name, holder, deleting, now, spec.owner
         )
     status = drives.status_of(
         name=name,
@@ -156,9 +156,10 @@ def _decide(
     holder: Hold | None,
     deleting: bool,
     now: datetime,
+    owner: str | None,
 ) -> tuple[list[locks.Claimant], locks.Decision]:
     """Who wants the drive, whose pods can still write to it, and so who holds it now."""
-    claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting)
+    claimants, phases = drives.claimants(sessions, pods, drive=name, deleting=deleting, owner=owner)
     orphan = holder is not None and any(
         p not in locks.FINISHED for p in phases.get(holder.session, [])
     )

@@ -306,8 +306,11 @@ async def _drive(
         raw = logic_drives.default_drive(
             namespace=namespace, user=spec.user, size=settings.default_drive_size
         )
-        await objects.create_custom(api, "drives", raw)
-    return logic_drives.view(drive_name, session=name, drive=raw)
+        if not await objects.create_custom(api, "drives", raw):
+            # Made by someone else meanwhile: judged as it is, never as we would make it.
+            raw = await objects.get_custom(api, "drives", namespace, drive_name)
+    default_for = spec.user if not spec.drive else None
+    return logic_drives.view(drive_name, session=name, drive=raw, default_for=default_for)
 
 
 async def _converge(session: _Session, seen: _Seen) -> _Children | None:
@@ -372,7 +375,9 @@ async def _create_pods(session: _Session, replicas: list[int]) -> dict[int, dict
     drive, settings, owner = session.drive, session.settings, session.owner
     mount = (drive.name, claim_name(drive.name)) if drive is not None else None
     sidecar = agent.AgentConfig(
-        image=settings.agent_image, renew_interval=settings.activity_interval
+        image=settings.agent_image,
+        renew_interval=settings.activity_interval,
+        uid=settings.agent_uid,
     )
     pods = [
         pod_builder.build_pod(

@@ -20,11 +20,14 @@ API_REQUESTS = Counter(
 )
 
 
-async def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+async def connect(
+    *, kubeconfig: str | None = None, context: str | None = None, pool_size: int | None = None
+) -> client.ApiClient:
     """An API client: the pod's ServiceAccount inside a cluster, else a kubeconfig.
 
     The kubeconfig is `kubeconfig`, else $KUBECONFIG as it is now (not as it was
-    when kubernetes_asyncio was imported), else ~/.kube/config.
+    when kubernetes_asyncio was imported), else ~/.kube/config. `pool_size`: the most
+    connections it opens at once (kubernetes_asyncio's default: 100).
     """
     configuration = client.Configuration()
     if kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ:
@@ -36,6 +39,8 @@ async def connect(*, kubeconfig: str | None = None, context: str | None = None) 
             client_configuration=configuration,
         )
     _proxy_from_environment(configuration)
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
     api = client.ApiClient(configuration)
     # aiohttp re-reads the proxy variables and ~/.netrc on every request when it trusts
     # the environment, which kubernetes_asyncio asks for: a tenth of a busy client's or

@@ -8,6 +8,7 @@ computed a difference.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -363,11 +364,24 @@ async def list_custom_everywhere(api: client.ApiClient, plural: str) -> list[dic
     return await _items(custom.list_cluster_custom_object, GROUP, VERSION, plural)
 
 
-async def delete_custom(api: client.ApiClient, plural: str, namespace: str, name: str) -> bool:
-    """Delete a Session or Drive; False when it was already gone."""
-    custom = client.CustomObjectsApi(api)
+async def delete_custom(
+    api: client.ApiClient, plural: str, namespace: str, name: str, *, uid: str | None = None
+) -> bool:
+    """Delete a Session or Drive (only if its uid is still `uid`, when given: 409
+    otherwise); False when it was already gone."""
+    custom: Any = client.CustomObjectsApi(api)
+    if uid is None:
+        return await _deleted(
+            custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+        )
+    options = {"preconditions": {"uid": uid}}
     return await _deleted(
-        custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+        functools.partial(custom.delete_namespaced_custom_object, body=options),
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        name,
     )
 
 
@@ -456,6 +470,23 @@ async def get_namespace(api: client.ApiClient, name: str) -> dict[str, Any] | No
 async def create_namespace(api: client.ApiClient, namespace: dict[str, Any]) -> bool:
     """Create a namespace; False when it exists already."""
     return await _created(client.CoreV1Api(api).create_namespace, namespace)
+
+
+async def patch_namespace(api: client.ApiClient, name: str, body: dict[str, Any]) -> None:
+    """Merge-patch a namespace (its labels)."""
+    await client.CoreV1Api(api).patch_namespace(name, body)
+
+
+async def create_guard(api: client.ApiClient, obj: dict[str, Any]) -> bool:
+    """Create one of a provisioned namespace's guards (NetworkPolicy, ResourceQuota,
+    LimitRange); False when it exists already (an administrator's change is kept)."""
+    namespace = obj["metadata"]["namespace"]
+    creators: dict[str, Any] = {
+        "NetworkPolicy": client.NetworkingV1Api(api).create_namespaced_network_policy,
+        "ResourceQuota": client.CoreV1Api(api).create_namespaced_resource_quota,
+        "LimitRange": client.CoreV1Api(api).create_namespaced_limit_range,
+    }
+    return await _created(creators[obj["kind"]], namespace, obj)
 
 
 async def create_role_binding(api: client.ApiClient, binding: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import Literal
 from kabin.api.environment import EnvironmentConfigSpec, ResourceAmounts
 from kabin.api.meta import parse_quantity
 from kabin.api.session import SessionSpec
+from kabin.settings import OperatorSettings
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
@@ -37,8 +38,7 @@ def stamp_owner(
     given: str | None,
     previous: str | None,
     username: str,
-    groups: Iterable[str],
-    admin_groups: Iterable[str],
+    admin: bool,
 ) -> tuple[str | None, Problem | None]:
     """The value `field` (spec.user of a Session, spec.owner of a Drive) must have.
 
@@ -55,58 +55,132 @@ def stamp_owner(
         return None, None
     if given is None:
         return username, None
-    if given == username:
+    if given == username or admin:
         return None, None
-    admins = set(admin_groups)
-    if admins.intersection(groups):
-        return None, None
-    names = ", ".join(f'"{g}"' for g in sorted(admins))
     return None, Problem(
         field,
-        f'may only be "{username}", the requesting user; members of {names} may name another',
+        f'may only be "{username}", the requesting user; only administrators may name another',
     )
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The caps that hold wherever an EnvironmentConfig sets none (always, for a session
+    that names no environment), and the caps on a whole session (replicas x per pod).
+    From the operator's settings (`max_*`)."""
+
+    cpu: str
+    memory: str
+    gpu: int
+    timeout: int
+    total_cpu: str
+    total_memory: str
+    total_gpu: int
+
+    @classmethod
+    def of(cls, settings: OperatorSettings) -> Policy:
+        return cls(
+            cpu=settings.max_cpu,
+            memory=settings.max_memory,
+            gpu=settings.max_gpu,
+            timeout=settings.max_timeout,
+            total_cpu=settings.max_total_cpu,
+            total_memory=settings.max_total_memory,
+            total_gpu=settings.max_total_gpu,
+        )
+
+    def per_pod(self) -> ResourceAmounts:
+        return ResourceAmounts(cpu=self.cpu, memory=self.memory, gpu=self.gpu)
+
+    def total(self) -> ResourceAmounts:
+        return ResourceAmounts(cpu=self.total_cpu, memory=self.total_memory, gpu=self.total_gpu)
+
+
+BY_POLICY = "the cluster's default policy"
+
+
 def _caps(
-    requested: ResourceAmounts | None, cap: ResourceAmounts | None, environment: str
+    requested: ResourceAmounts | None,
+    env_cap: ResourceAmounts | None,
+    policy: Policy,
+    environment: str | None,
 ) -> list[Problem]:
-    if requested is None or cap is None:
+    """Each amount against the environment's cap for it, else the default policy's."""
+    if requested is None:
         return []
     problems: list[Problem] = []
     for key in ("cpu", "memory", "gpu"):
-        asked, most = getattr(requested, key), getattr(cap, key)
-        if asked is None or most is None:
+        asked = getattr(requested, key)
+        most = getattr(env_cap, key) if env_cap is not None else None
+        by = f'EnvironmentConfig "{environment}"'
+        if most is None:
+            most, by = getattr(policy.per_pod(), key), BY_POLICY
+        if asked is None:
             continue
         if parse_quantity(asked) > parse_quantity(most):
             problems.append(
                 Problem(
-                    f"spec.resources.{key}",
-                    f"{asked} exceeds the maximum of {most} set by "
-                    f'EnvironmentConfig "{environment}"',
+                    f"spec.resources.{key}", f"{asked} exceeds the maximum of {most} set by {by}"
                 )
             )
     return problems
 
 
-def _timeout(timeout: int | None, env: EnvironmentConfigSpec, environment: str) -> list[Problem]:
-    most = env.timeouts.max if env.timeouts else None
-    if timeout is None or most is None or most == -1:
+def _totals(
+    spec: SessionSpec,
+    env: EnvironmentConfigSpec | None,
+    policy: Policy,
+    skip: frozenset[str] = frozenset(),
+) -> list[Problem]:
+    """Replicas x what each pod gets (asked, else the environment's default) against the
+    policy's caps on a whole session, which never fall below what one pod of the
+    environment may have; not for the `skip` keys, already refused per pod."""
+    defaults = env.resources.default if env and env.resources else None
+    env_cap = env.resources.max if env and env.resources else None
+    asked = spec.resources
+    problems: list[Problem] = []
+    for key in ("cpu", "memory", "gpu"):
+        if key in skip:
+            continue
+        per_pod = getattr(asked, key) if asked is not None else None
+        if per_pod is None and defaults is not None:
+            per_pod = getattr(defaults, key)
+        if per_pod is None:
+            continue
+        most = getattr(policy.total(), key)
+        one_pod = getattr(env_cap, key) if env_cap is not None else None
+        if one_pod is not None and parse_quantity(one_pod) > parse_quantity(most):
+            most = one_pod
+        if spec.replicas * parse_quantity(per_pod) > parse_quantity(most):
+            problems.append(
+                Problem(
+                    "spec.replicas",
+                    f"{spec.replicas} replicas x {key} {per_pod} exceeds the maximum of {most} "
+                    f"for one session set by {BY_POLICY}",
+                )
+            )
+    return problems
+
+
+def _timeout(
+    timeout: int | None, env: EnvironmentConfigSpec | None, environment: str | None, policy: Policy
+) -> list[Problem]:
+    most = env.timeouts.max if env and env.timeouts and env.timeouts.max is not None else None
+    by = f'EnvironmentConfig "{environment}"'
+    if most is None:
+        most, by = policy.timeout, BY_POLICY
+    if timeout is None or most == -1:
         return []
     if timeout == -1:
         return [
             Problem(
                 "spec.timeout",
-                f'-1 (no timeout) is not allowed: EnvironmentConfig "{environment}" '
-                f"caps timeouts at {most} seconds",
+                f"-1 (no timeout) is not allowed: {by} caps timeouts at {most} seconds",
             )
         ]
     if timeout > most:
         return [
-            Problem(
-                "spec.timeout",
-                f"{timeout} exceeds the maximum of {most} seconds set by "
-                f'EnvironmentConfig "{environment}"',
-            )
+            Problem("spec.timeout", f"{timeout} exceeds the maximum of {most} seconds set by {by}")
         ]
     return []
 
@@ -117,38 +191,47 @@ def check_session(
     namespace: str,
     environment: EnvironmentConfigSpec | None,
     drive_exists: bool | None,
+    policy: Policy,
     old: SessionSpec | None = None,
 ) -> list[Problem]:
-    """Cross-object checks of a Session against its EnvironmentConfig and Drive.
+    """Cross-object checks of a Session against its EnvironmentConfig, the default
+    policy and its Drive.
 
     `environment` is None when the session names none or the named one does not
-    exist; `drive_exists` is None when the session names no drive. On update
-    (`old` given) only what may change is checked: the timeout.
+    exist; `drive_exists` is None when the session names no drive. Caps always apply:
+    the environment's where it sets them, the policy's elsewhere. On update (`old`
+    given) only what may change is checked: the timeout and the replicas.
     """
     name = spec.environment
     if old is not None:
-        if environment is None or spec.timeout == old.timeout:
-            return []
-        return _timeout(spec.timeout, environment, name or "")
-    problems: list[Problem] = []
+        problems = []
+        if spec.timeout != old.timeout:
+            problems += _timeout(spec.timeout, environment, name, policy)
+        if spec.replicas > old.replicas:
+            problems += _totals(spec, environment, policy)
+        return problems
+    problems = []
     if name is not None and environment is None:
         problems.append(Problem("spec.environment", f'EnvironmentConfig "{name}" does not exist'))
-    if name is not None and environment is not None:
-        if not environment.serves(spec.type):
-            served = ", ".join(environment.session_types or ())
-            problems.append(
-                Problem(
-                    "spec.type",
-                    f'"{spec.type}" is not served by EnvironmentConfig "{name}", '
-                    f"which serves: {served}",
-                )
+    if name is not None and environment is not None and not environment.serves(spec.type):
+        served = ", ".join(environment.session_types or ())
+        problems.append(
+            Problem(
+                "spec.type",
+                f'"{spec.type}" is not served by EnvironmentConfig "{name}", '
+                f"which serves: {served}",
             )
-        cap = environment.resources.max if environment.resources else None
-        requested = (
-            ResourceAmounts.model_validate(spec.resources.model_dump()) if spec.resources else None
         )
-        problems += _caps(requested, cap, name)
-        problems += _timeout(spec.timeout, environment, name)
+    cap = environment.resources.max if environment and environment.resources else None
+    requested = (
+        ResourceAmounts.model_validate(spec.resources.model_dump()) if spec.resources else None
+    )
+    per_pod = _caps(requested, cap, policy, name)
+    problems += per_pod
+    problems += _totals(
+        spec, environment, policy, frozenset(p.field.rsplit(".")[-1] for p in per_pod)
+    )
+    problems += _timeout(spec.timeout, environment, name, policy)
     if spec.drive is not None and drive_exists is False:
         problems.append(
             Problem("spec.drive", f'Drive "{spec.drive}" does not exist in namespace "{namespace}"')
@@ -157,20 +240,47 @@ def check_session(
 
 
 def check_drive_access(
-    *,
-    drive: str,
-    access: str,
-    owner: str | None,
-    username: str,
-    groups: Iterable[str],
-    admin_groups: Iterable[str],
+    *, drive: str, access: str, owner: str | None, username: str, admin: bool
 ) -> Problem | None:
     """A private drive is for its owner's sessions only (and admins')."""
-    if access != "private" or owner in (None, username):
-        return None
-    if set(admin_groups).intersection(groups):
+    if access != "private" or owner in (None, username) or admin:
         return None
     return Problem(
         "spec.drive",
         f'Drive "{drive}" is private to "{owner}"; "{username}" may not use it',
+    )
+
+
+def check_default_drive(*, drive: str, owner: str | None, user: str) -> Problem | None:
+    """A user's default drive is used only when it is theirs: one that someone else made
+    under that name (shared, to catch the user's files) is never adopted."""
+    if owner == user:
+        return None
+    return Problem(
+        "spec.drive",
+        f'the default drive "{drive}" belongs to "{owner}", not to "{user}"; name a drive of '
+        "yours in spec.drive, or ask an administrator to remove it",
+    )
+
+
+def check_access_change(
+    *, drive: str, old: str, new: str, owner: str | None, username: str, admin: bool
+) -> Problem | None:
+    """Only a drive's owner (or an admin) changes who may use it."""
+    if old == new or owner == username or admin:
+        return None
+    return Problem(
+        "spec.access",
+        f'only the owner of Drive "{drive}" ("{owner}") or an administrator may change it',
+    )
+
+
+def check_session_count(*, user: str, active: int, most: int) -> Problem | None:
+    """A user's unfinished interactive sessions, this one included, within the limit."""
+    if most <= 0 or active < most:
+        return None
+    return Problem(
+        "spec.type",
+        f'"{user}" already has {active} interactive sessions, the most one user may have at '
+        "once; delete one first",
     )

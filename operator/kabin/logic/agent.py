@@ -19,6 +19,9 @@ class AgentConfig:
 
     image: str
     renew_interval: float = 60
+    uid: int = 1999999
+    """The agent's own UID and GID: with another UID than the session's processes, which
+    share its process namespace, they cannot read its token through /proc/<pid>/root."""
 
 
 AGENT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -123,6 +126,9 @@ def add_agent(
                 "allowPrivilegeEscalation": False,
                 "capabilities": {"drop": ["ALL"]},
                 "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "runAsUser": agent.uid,
+                "runAsGroup": agent.uid,
             },
             "volumeMounts": [
                 {"name": "kabin-agent-token", "mountPath": AGENT_TOKEN_PATH, "readOnly": True}

@@ -163,11 +163,23 @@ def status_of(
     )
 
 
+def owns(drive: dict[str, Any], user: str) -> bool:
+    """Whether `user` owns the Drive (spec.owner, stamped at admission)."""
+    return (drive.get("spec") or {}).get("owner") == user
+
+
 def claimants(
-    sessions: list[dict[str, Any]], pods: list[dict[str, Any]], *, drive: str, deleting: bool
+    sessions: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    *,
+    drive: str,
+    deleting: bool,
+    owner: str | None = None,
 ) -> tuple[list[locks.Claimant], dict[str, list[str]]]:
     """The sessions that use `drive` (wanting it unless they are done or the drive is
-    being deleted), and the phases of the pods mounting it, by session."""
+    being deleted), and the phases of the pods mounting it, by session. A session that
+    would use it only as its user's default drive, and is not its `owner`'s, never
+    wants it."""
     phases: dict[str, list[str]] = {}
     for pod in pods:
         phases.setdefault(pod["metadata"]["labels"][SESSION_LABEL], []).append(
@@ -182,8 +194,10 @@ def claimants(
         if drive_of(spec) != drive:
             continue
         meta = session["metadata"]
-        wants = not meta.get("deletionTimestamp") and (
-            session.get("status", {}).get("phase") not in locks.DONE_PHASES
+        wants = (
+            not meta.get("deletionTimestamp")
+            and session.get("status", {}).get("phase") not in locks.DONE_PHASES
+            and (spec.drive is not None or spec.user == owner)
         )
         found.append(
             locks.Claimant(
@@ -210,11 +224,18 @@ def default_drive(*, namespace: str, user: str, size: str) -> dict[str, Any]:
     }
 
 
-def view(name: str, *, session: str, drive: dict[str, Any] | None) -> DriveView:
+def view(
+    name: str, *, session: str, drive: dict[str, Any] | None, default_for: str | None = None
+) -> DriveView:
     """Where a session stands with its drive: holding it, waiting behind its holder,
-    waiting to be granted it, or naming one that does not exist."""
+    waiting to be granted it, or naming one that does not exist. `default_for` is the
+    user when the drive is their default one, which is used only if it is theirs."""
     if drive is None:
         return DriveView(name, False, Reason.DRIVE_NOT_FOUND, f'Drive "{name}" does not exist')
+    if default_for is not None and not owns(drive, default_for):
+        owner = (drive.get("spec") or {}).get("owner")
+        message = f'the default drive "{name}" belongs to "{owner}", not to "{default_for}"'
+        return DriveView(name, False, Reason.DRIVE_NOT_OWNED, message)
     held = DriveStatus.model_validate(drive.get("status") or {})
     if held.holder is not None and held.holder.session == session:
         return DriveView(name, True)

@@ -72,7 +72,15 @@ def timeout_mode(session_type: str, configured: str | None) -> str:
 
 
 def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
-    """Fill in what the session leaves to its environment."""
+    """Fill in what the session leaves to its environment.
+
+    A session that brings its own image keeps everything the environment enforces (its
+    caps, timeouts, pod overrides, GPU flavour, interfaces and mount path) and nothing
+    made for the environment's own image: its command, args, variables and extra volumes
+    (a dataset or licence mounted for that image, a Secret in a variable).
+    """
+    own_image = env is not None and spec.image is not None and spec.image != env.image
+    made_for = None if own_image else env
     defaults = env.resources.default if env and env.resources else None
     asked = spec.resources
     gpu = asked.gpu if asked and asked.gpu is not None else (defaults.gpu if defaults else None)
@@ -87,9 +95,11 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
     )
     return Resolved(
         image=spec.image or (env.image if env else ""),
-        command=spec.command if spec.command is not None else (env.command if env else None),
-        args=spec.args if spec.args is not None else (env.args if env else None),
-        env=[*(env.env or [] if env else []), *(spec.env or [])],
+        command=spec.command
+        if spec.command is not None
+        else (made_for.command if made_for else None),
+        args=spec.args if spec.args is not None else (made_for.args if made_for else None),
+        env=[*(made_for.env or [] if made_for else []), *(spec.env or [])],
         cpu=(
             asked.cpu if asked and asked.cpu is not None else (defaults.cpu if defaults else None)
         ),
@@ -105,8 +115,8 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
         timeout=timeout,
         timeout_mode="none" if timeout == -1 else mode,
         mount_path=env.drive_mount_path if env else "/workspace",
-        volumes=list(env.volumes or []) if env else [],
-        volume_mounts=list(env.volume_mounts or []) if env else [],
+        volumes=list(made_for.volumes or []) if made_for else [],
+        volume_mounts=list(made_for.volume_mounts or []) if made_for else [],
         overrides=overrides,
     )
 

@@ -15,14 +15,21 @@ from kabin import k8s
 from kabin import settings as settings_module
 from kabin.api.meta import GROUP
 from kabin.api.session import SessionSpec
+from kabin.k8s import objects
 from kabin.logic.admission import (
     Operation,
+    Policy,
+    Problem,
+    check_access_change,
+    check_default_drive,
     check_drive_access,
     check_session,
+    check_session_count,
     explain,
     stamp_owner,
 )
-from kabin.logic.drives import default_drive_name
+from kabin.logic.drives import drive_of
+from kabin.logic.locks import DONE_PHASES
 from kabin.webhooks import server
 
 DURATION = Histogram(
@@ -69,6 +76,11 @@ async def disconnect(**_: Any) -> None:
     await k8s.close_shared()
 
 
+def _admin(userinfo: Any) -> bool:
+    info = userinfo or {}
+    return settings_module.current().is_admin(info.get("username", ""), info.get("groups", []))
+
+
 def _stamp(
     field: str, *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, kwargs: Any
 ) -> None:
@@ -82,8 +94,7 @@ def _stamp(
         given=spec.get(key),
         previous=previous,
         username=userinfo.get("username", ""),
-        groups=userinfo.get("groups", []),
-        admin_groups=settings_module.current().admin_groups,
+        admin=_admin(userinfo),
     )
     if problem is not None:
         raise kopf.AdmissionError(str(problem), code=403 if operation == "CREATE" else 422)
@@ -109,12 +120,46 @@ def drive_owner(
     _stamp("spec.owner", spec=spec, userinfo=userinfo, patch=patch, kwargs=kwargs)
 
 
+@kopf.on.validate(GROUP, "drives", id="drive-access", operations=["UPDATE"])
+@timed("drive-access")
+def drive_access(
+    *, spec: kopf.Spec, name: str | None, userinfo: kopf.UserInfo, **kwargs: Any
+) -> None:
+    """Only a drive's owner, or an admin, changes spec.access."""
+    old = (kwargs.get("old") or {}).get("spec") or {}
+    problem = check_access_change(
+        drive=name or "",
+        old=str(old.get("access", "shared")),
+        new=str(spec.get("access", "shared")),
+        owner=old.get("owner"),
+        username=(userinfo or {}).get("username", ""),
+        admin=_admin(userinfo),
+    )
+    if problem is not None:
+        raise kopf.AdmissionError(str(problem), code=403)
+
+
+async def _active_sessions(api: Any, user: str) -> int:
+    """The user's unfinished interactive sessions, in every namespace."""
+    found = await objects.list_custom_everywhere(api, "sessions")
+    return sum(
+        1
+        for s in found
+        if (s.get("spec") or {}).get("user") == user
+        and (s.get("spec") or {}).get("type") != "headless"
+        and not s["metadata"].get("deletionTimestamp")
+        and (s.get("status") or {}).get("phase") not in DONE_PHASES
+    )
+
+
 @kopf.on.validate(GROUP, "sessions", id="session-fits", operations=["CREATE", "UPDATE"])
 @timed("session-fits")
 async def session_fits(
     *, spec: kopf.Spec, body: kopf.Body, namespace: str | None, **kwargs: Any
 ) -> None:
-    """Refuse a session its environment does not serve or allow, or whose drive is missing."""
+    """Refuse a session over its caps (the environment's, else the default policy's), its
+    user's session limit, one its environment does not serve, or whose drive is missing,
+    someone else's private drive, or a default drive that is not the user's."""
     if body.metadata.get("deletionTimestamp"):
         return  # finalizers being removed: nothing the user asked for changes
     old = kwargs.get("old")
@@ -123,28 +168,32 @@ async def session_fits(
         previous = SessionSpec.model_validate(old["spec"]) if old and "spec" in old else None
     except ValidationError:
         return  # the schema and CEL rules refuse it, with their own messages
+    ours = settings_module.current()
+    userinfo = kwargs.get("userinfo") or {}
+    username = userinfo.get("username", "")
+    admin = _admin(userinfo)
     api = await k8s.shared()
     environment = await k8s.get_environment(api, new.environment) if new.environment else None
     # One read of the drive serves both checks: that it exists, and that it is not
     # someone else's private drive.
-    drive_name = new.drive or (
-        default_drive_name(new.user) if new.user and new.type != "headless" else None
-    )
+    drive_name = drive_of(new)
     drive = None
     if previous is None and drive_name and namespace:
         drive = await k8s.get_drive(api, namespace, drive_name)
     drive_exists = (drive is not None) if new.drive is not None and previous is None else None
     problems = []
     if drive is not None and drive_name is not None:
-        userinfo = kwargs.get("userinfo") or {}
         refusal = check_drive_access(
             drive=drive_name,
             access=drive.spec.access,
             owner=drive.spec.owner,
-            username=userinfo.get("username", ""),
-            groups=userinfo.get("groups", []),
-            admin_groups=settings_module.current().admin_groups,
+            username=username,
+            admin=admin,
         )
+        if new.drive is None and new.user:
+            refusal = refusal or check_default_drive(
+                drive=drive_name, owner=drive.spec.owner, user=new.user
+            )
         if refusal is not None:
             problems.append(refusal)
     problems += check_session(
@@ -152,7 +201,69 @@ async def session_fits(
         namespace=namespace or "",
         environment=environment.spec if environment else None,
         drive_exists=drive_exists,
+        policy=Policy.of(ours),
         old=previous,
+    )
+    security = (
+        environment.spec.pod_overrides.security_context
+        if environment and environment.spec.pod_overrides
+        else None
+    ) or {}
+    if security.get("runAsUser") == ours.agent_uid:
+        problems.append(
+            Problem(
+                "spec.environment",
+                f"EnvironmentConfig runs sessions as UID {ours.agent_uid}, which is reserved "
+                "for kabin's agent",
+            )
+        )
+    if (
+        previous is None
+        and not problems
+        and not admin
+        and new.type != "headless"
+        and ours.max_sessions_per_user > 0
+    ):
+        count = check_session_count(
+            user=new.user or username,
+            active=await _active_sessions(api, new.user or username),
+            most=ours.max_sessions_per_user,
+        )
+        if count is not None:
+            raise kopf.AdmissionError(str(count), code=403)
+    if problems:
+        raise kopf.AdmissionError(explain(problems), code=422)
+
+
+@kopf.on.validate(GROUP, "sessions", id="session-scale", operations=["UPDATE"], subresource="scale")
+@timed("session-scale")
+async def session_scale(
+    *, body: kopf.Body, name: str | None, namespace: str | None, **_: Any
+) -> None:
+    """`kubectl scale` is held to the caps on a whole session, as an edit of
+    spec.replicas is."""
+    replicas = int((body.get("spec") or {}).get("replicas") or 1)
+    if not name or not namespace:
+        return
+    api = await k8s.shared()
+    raw = await objects.get_custom(api, "sessions", namespace, name)
+    if raw is None:
+        return
+    try:
+        spec = SessionSpec.model_validate(raw["spec"])
+        scaled = spec.model_copy(update={"replicas": replicas})
+    except ValidationError:
+        return
+    if replicas <= spec.replicas:
+        return
+    environment = await k8s.get_environment(api, spec.environment) if spec.environment else None
+    problems = check_session(
+        spec=scaled,
+        namespace=namespace,
+        environment=environment.spec if environment else None,
+        drive_exists=None,
+        policy=Policy.of(settings_module.current()),
+        old=spec,
     )
     if problems:
         raise kopf.AdmissionError(explain(problems), code=422)

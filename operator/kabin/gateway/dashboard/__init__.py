@@ -23,7 +23,7 @@ from kabin.gateway.dashboard.signin import (
     csrf_token,
     proxy_identity,
 )
-from kabin.gateway.identity import Identity, Unauthenticated
+from kabin.gateway.identity import SignIn, TooMany, Unauthenticated
 from kabin.gateway.kube import Kube
 from kabin.settings import GatewaySettings
 
@@ -31,11 +31,9 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 _OPEN = ("/signin", "/static/", "/skaha/")
 
-Authenticate = Callable[[str], Awaitable[Identity]]
-
 
 def install(
-    app: web.Application, kube: Kube, authenticate: Authenticate, settings: GatewaySettings
+    app: web.Application, kube: Kube, authenticate: SignIn, settings: GatewaySettings
 ) -> None:
     """Serve the dashboard on `app`."""
     secret = settings.csrf_secret.encode() if settings.csrf_secret else secrets.token_bytes(32)
@@ -61,7 +59,11 @@ def install(
             if identity is None:
                 if not credential:
                     raise Unauthenticated("not signed in")
-                identity = await authenticate(credential)
+                identity = await authenticate(credential, request.remote or "")
+        except TooMany as e:
+            raise web.HTTPTooManyRequests(
+                text=str(e), headers={"Retry-After": str(e.retry_after)}
+            ) from None
         except Unauthenticated:
             if request.method == "GET" and request.path != "/events":
                 raise web.HTTPSeeOther("/signin") from None
@@ -73,6 +75,7 @@ def install(
             await check_csrf(request, visitor)
         return await handler(request)
 
+    app[live.STREAMS] = live.Streams(settings.streams_per_user, settings.streams_total)
     app.middlewares.append(visitors)
     pages.add(app)
     app.router.add_get("/events", live.stream)

@@ -10,9 +10,10 @@ that proxies keep the connection open. htmx's SSE extension swaps it in.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -20,13 +21,45 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.gateway.dashboard import pages
 from kabin.gateway.dashboard.signin import COOKIE
-from kabin.gateway.identity import Unauthenticated
+from kabin.gateway.identity import TooMany, Unauthenticated
 from kabin.k8s import objects
 
 log = logging.getLogger("kabin.gateway")
 KEEPALIVE = 15.0
 GATHER = 0.05
 WATCH_SECONDS = 290
+
+
+class Streams:
+    """The live streams held open, by user and in all: one user's tabs (or a script's
+    flood) cannot take the connections everyone else's pages need."""
+
+    RETRY_AFTER = 30
+
+    def __init__(self, per_user: int, total: int) -> None:
+        self.per_user, self.total = per_user, total
+        self._by_user: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def hold(self, user: str) -> Iterator[None]:
+        """Count one stream of `user` while it is open; TooMany past a limit."""
+        if self._by_user[user] >= self.per_user:
+            raise TooMany(
+                f"{self.per_user} live pages are open for you already; close one",
+                self.RETRY_AFTER,
+            )
+        if sum(self._by_user.values()) >= self.total:
+            raise TooMany("the gateway holds as many live pages as it may", self.RETRY_AFTER)
+        self._by_user[user] += 1
+        try:
+            yield
+        finally:
+            self._by_user[user] -= 1
+            if self._by_user[user] <= 0:
+                del self._by_user[user]
+
+
+STREAMS = web.AppKey("streams", Streams)
 
 
 def event(name: str, html: str) -> bytes:
@@ -94,16 +127,27 @@ class _Follower:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    """The event stream of the sessions page."""
+    """The event stream of the sessions page; 429 with Retry-After over the limits."""
+    visitor = request[pages.VISITOR]
+    try:
+        with request.app[STREAMS].hold(visitor.identity.user):
+            return await _stream(request)
+    except TooMany as e:
+        raise web.HTTPTooManyRequests(
+            text=str(e), headers={"Retry-After": str(e.retry_after)}
+        ) from None
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
     visitor, sessions, kube = pages._user(request)
     board = request.app[pages.DASHBOARD]
     number = pages._page_number(request)
     token = request.cookies.get(COOKIE)
     follower = _Follower(
-        kube.as_user(visitor.identity),
+        kube.as_user(visitor.identity, watching=True),
         sessions.namespace,
         visitor.identity.user,
-        signed_in=(lambda: board.authenticate(token))
+        signed_in=(lambda: board.authenticate(token, request.remote or ""))
         if token and not kube.settings.trust_proxy_headers
         else None,
     )

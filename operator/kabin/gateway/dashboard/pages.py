@@ -27,7 +27,7 @@ from kabin.gateway.dashboard.signin import (
     same_origin,
     set_cookie,
 )
-from kabin.gateway.identity import Unauthenticated
+from kabin.gateway.identity import SignIn, TooMany, Unauthenticated
 from kabin.gateway.kube import Kube
 from kabin.k8s import objects
 from kabin.logic.drives import default_drive_name
@@ -41,7 +41,7 @@ class Dashboard:
 
     templates: jinja2.Environment
     kube: Kube
-    authenticate: Any
+    authenticate: SignIn
     secret: bytes
 
 
@@ -82,7 +82,9 @@ async def signin(request: web.Request) -> web.Response:
     try:
         if not token:
             raise Unauthenticated("enter the token you were given")
-        await request.app[DASHBOARD].authenticate(token)
+        await request.app[DASHBOARD].authenticate(token, request.remote or "")
+    except TooMany as e:
+        return _render(request, "signin.html", status=429, error=str(e))
     except Unauthenticated as e:
         return _render(request, "signin.html", status=401, error=str(e))
     response = web.HTTPSeeOther("/")

@@ -42,9 +42,19 @@ def proxy_identity(request: web.Request, settings: GatewaySettings) -> Identity 
     """The proxy's user and groups, when the gateway trusts its headers."""
     if not settings.trust_proxy_headers:
         return None
+    # Only the proxy knows the shared secret: a pod that reaches the gateway directly and
+    # sends X-Forwarded-User is not the proxy.
+    given = request.headers.get(settings.proxy_secret_header, "")
+    expected = (settings.proxy_secret or "").encode()
+    if not expected or not hmac.compare_digest(given.encode(errors="surrogateescape"), expected):
+        raise Unauthenticated(
+            f"the request did not come through the proxy (no valid {settings.proxy_secret_header})"
+        )
     user = request.headers.get(settings.proxy_user_header, "").strip()
     if not user:
         raise Unauthenticated(f"the proxy sent no {settings.proxy_user_header} header")
+    if user.startswith("system:") and not settings.allow_system_users:
+        raise Unauthenticated(f'"{user}" is a system identity, which no proxy may sign in')
     named = [g.strip() for g in request.headers.get(settings.proxy_groups_header, "").split(",")]
     # system: groups (system:masters!) are the API server's to give, never a proxy's; the
     # API server adds system:authenticated to every impersonated user itself.
