@@ -127,6 +127,19 @@ async def kubectl_apply(
     return await command(*argv, stdin=yaml.safe_dump(manifest))
 
 
+async def service_account_token(api: Any, namespace: str, name: str) -> str:
+    """A new ServiceAccount's token (10 minutes), as any pod in the namespace has one."""
+    from kubernetes_asyncio import client
+
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    made = await core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 600}}
+    )
+    token: str = made.status.token
+    return token
+
+
 async def present(read: Callable[[], Awaitable[T]], *, within: float = 30.0) -> T:
     """Wait until `read` finds the object (404 Not Found means: not yet); return it."""
     from kubernetes_asyncio.client.rest import ApiException

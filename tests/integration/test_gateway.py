@@ -336,14 +336,9 @@ async def test_token_review_and_impersonation(
     from kubernetes_asyncio import client
 
     from tests.conftest import start_gateway
+    from tests.support import service_account_token
 
-    core = client.CoreV1Api(api)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "robot"}})
-    token = (
-        await core.create_namespaced_service_account_token(
-            "robot", namespace, {"spec": {"expirationSeconds": 600}}
-        )
-    ).status.token
+    token = await service_account_token(api, namespace, "robot")
     env = {"KABIN_GATEWAY_NAMESPACE_TEMPLATE": namespace}  # everyone's home, for this test
     proc, url = start_gateway(tmp_path, kubeconfig=kubeconfig, env=env)
     try:

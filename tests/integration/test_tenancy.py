@@ -31,7 +31,15 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, Person, start_gateway
-from tests.support import command, eventually, kubectl_apply, manifest, run
+from tests.support import (
+    Result,
+    command,
+    eventually,
+    kubectl_apply,
+    manifest,
+    run,
+    service_account_token,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -144,15 +152,7 @@ async def test_a_service_account_token_gets_no_namespace(
     kubeconfig: Any, api: Any, namespace: str, tmp_path: Any, operator: object
 ) -> None:
     """Any pod has a ServiceAccount token; the gateway makes it nothing, and says so."""
-    from kubernetes_asyncio import client
-
-    core = client.CoreV1Api(api)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "robot"}})
-    token = (
-        await core.create_namespaced_service_account_token(
-            "robot", namespace, {"spec": {"expirationSeconds": 600}}
-        )
-    ).status.token
+    token = await service_account_token(api, namespace, "robot")
     template = f"sa{uuid.uuid4().hex[:5]}-{{user}}"
     proc, url = start_gateway(
         tmp_path,
@@ -527,6 +527,23 @@ async def _shared_namespace(namespace: str, *users: str) -> None:
     await eventually(bound)
 
 
+async def set_access(namespace: str, drive: str, value: str, user: str, *groups: str) -> Result:
+    """`kubectl patch` of a drive's spec.access, as `user`."""
+    return await command(
+        "kubectl",
+        "patch",
+        "drive",
+        drive,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"access": value}}),
+        f"--as={user}",
+        *(f"--as-group={g}" for g in groups),
+    )
+
+
 async def test_a_private_drives_access_is_its_owners_to_change(
     namespace: str, operator: object
 ) -> None:
@@ -534,18 +551,7 @@ async def test_a_private_drives_access_is_its_owners_to_change(
     drive = manifest("Drive", "thesis", {"size": "1Gi", "access": "private"})
     made = await kubectl_apply(drive, namespace=namespace, user="alice")
     assert made.code == 0, made.err
-    opened = await command(
-        "kubectl",
-        "patch",
-        "drive",
-        "thesis",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec": {"access": "shared"}}',
-        "--as=bob",
-    )
+    opened = await set_access(namespace, "thesis", "shared", "bob")
     assert opened.code != 0
     assert 'spec.access: only the owner of Drive "thesis" ("alice")' in opened.err, opened.err
     access = await run(
@@ -560,19 +566,7 @@ async def test_a_private_drives_access_is_its_owners_to_change(
     )
     assert used.code != 0 and 'Drive "thesis" is private to "alice"' in used.err, used.err
     for user, groups, value in (("alice", (), "shared"), ("carol", ("kabin:admins",), "private")):
-        changed = await command(
-            "kubectl",
-            "patch",
-            "drive",
-            "thesis",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"access": value}}),
-            f"--as={user}",
-            *(f"--as-group={g}" for g in groups),
-        )
+        changed = await set_access(namespace, "thesis", value, user, *groups)
         assert changed.code == 0, changed.err
 
 
