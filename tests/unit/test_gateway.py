@@ -346,3 +346,21 @@ def test_trusting_proxy_headers_needs_a_secret() -> None:
 def test_tokens_that_are_not_utf8_are_refused() -> None:
     with pytest.raises(Unauthenticated):
         bearer("Bearer \udcff")
+
+
+async def test_the_token_file_is_read_again_when_it_changes(tmp_path: Any) -> None:
+    path = tmp_path / "tokens.csv"
+    path.write_text('t-alice,alice,alice,"kabin:users"\n')
+    tokens = StaticTokens.from_file(path)
+    assert await tokens("t-alice") == Identity("alice", ("kabin:users",))
+    with pytest.raises(Unauthenticated):
+        await tokens("t-bob")
+    path.write_text('t-alice,alice,alice,"kabin:users"\nt-bob,bob,bob,"kabin:users"\n')
+    assert await tokens("t-bob") == Identity("bob", ("kabin:users",))
+    # A file broken while being edited keeps the tokens read before.
+    path.write_text("t-carol\n")
+    assert await tokens("t-bob") == Identity("bob", ("kabin:users",))
+    # Removing a line signs that user out.
+    path.write_text('t-alice,alice,alice,"kabin:users"\n')
+    with pytest.raises(Unauthenticated):
+        await tokens("t-bob")

@@ -125,7 +125,7 @@ def authenticator(settings: GatewaySettings, kube: Kube) -> ident.SignIn:
     address that keeps failing is held off."""
     checker: ident.Checker
     if settings.token_file:
-        checker = ident.StaticTokens(ident.read_token_file(settings.token_file))
+        checker = ident.StaticTokens.from_file(settings.token_file)
     else:
         checker = ident.TokenReviews(
             kube.review,

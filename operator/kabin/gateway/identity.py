@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+log = logging.getLogger("kabin.gateway")
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,37 @@ def read_token_file(path: str | Path) -> dict[str, Identity]:
 
 
 class StaticTokens:
-    """Tokens from a file, compared in constant time."""
+    """Tokens from a file, compared in constant time. Given the file's path, it reads
+    the file again when it changes (its size or modification time), so adding a local
+    user is adding a line; a file that no longer parses keeps the tokens read before."""
 
-    def __init__(self, tokens: dict[str, Identity]) -> None:
+    def __init__(self, tokens: dict[str, Identity], path: str | Path | None = None) -> None:
         self._tokens = tokens
+        self._path = Path(path) if path is not None else None
+        self._seen = self._stamp()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StaticTokens:
+        return cls(read_token_file(path), path)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            found = self._path.stat()
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size
+
+    def _reload(self) -> None:
+        stamp = self._stamp()
+        if self._path is None or stamp is None or stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            self._tokens = read_token_file(self._path)
+        except (OSError, ValueError) as e:
+            log.warning("token file %s not reloaded: %s", self._path, e)
 
     async def __call__(self, token: str) -> Identity:
         found = self.known(token)
@@ -82,6 +112,7 @@ class StaticTokens:
 
     def known(self, token: str) -> Identity | None:
         usable(token)
+        self._reload()
         for known, identity in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return identity
