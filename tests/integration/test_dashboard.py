@@ -246,9 +246,15 @@ def test_changes_need_the_csrf_token(gateway: Gateway) -> None:
     with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
         signed = http.post("/signin", data={"token": me.token})
         assert signed.status_code == 303
-        assert signed.cookies["kabin_token"] == me.token  # kept by the client for what follows
+        # The cookie is the token sealed, never the bearer token itself: a page that
+        # catches it has nothing the REST API takes.
+        sealed = signed.cookies["kabin_session"]
+        assert me.token not in sealed and me.token not in signed.headers["set-cookie"]
         assert "httponly" in signed.headers["set-cookie"].lower()
         assert "samesite=strict" in signed.headers["set-cookie"].lower()
+        as_bearer = http.get("/skaha/v1/session", headers={"Authorization": f"Bearer {sealed}"})
+        assert as_bearer.status_code == 401
+        assert http.get("/").status_code == 200  # the client keeps it for what follows
         refused = http.post("/start", data={"name": "x", "choice": "notebook/notebook"})
         assert refused.status_code == 403 and "CSRF" in refused.text
     with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
@@ -258,5 +264,9 @@ def test_changes_need_the_csrf_token(gateway: Gateway) -> None:
         foreign = http.post(
             "/signin", data={"token": me.token}, headers={"Origin": "https://evil.example"}
         )
-        assert foreign.status_code == 403 and "kabin_token" not in foreign.cookies
+        assert foreign.status_code == 403 and "kabin_session" not in foreign.cookies
+        # An altered or forged cookie signs no one in.
+        for forged in (sealed[:-4] + "AAAA", me.token, "x"):
+            answer = http.get("/", cookies={"kabin_session": forged})
+            assert answer.status_code == 303 and answer.headers["location"] == "/signin"
     assert kubectl_json("get", "session", "x", "-n", me.namespace) is None

@@ -319,9 +319,12 @@ async def _flood(
     statuses: list[int] = []
     timings: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(
-        connector=connector, cookies={"kabin_token": flooder.token}
-    ) as http:
+    jar = aiohttp.CookieJar(unsafe=True)  # the gateway is at an IP address
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as http:
+        signed = await http.post(
+            f"{url}/signin", data={"token": flooder.token}, allow_redirects=False
+        )
+        assert signed.status == 303, await signed.text()
         opened: list[aiohttp.ClientResponse] = []
         try:
 

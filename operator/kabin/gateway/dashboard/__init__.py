@@ -17,9 +17,10 @@ from aiohttp import web
 
 from kabin.gateway.dashboard import live, pages
 from kabin.gateway.dashboard.signin import (
-    COOKIE,
+    Sealer,
     Visitor,
     check_csrf,
+    cookie_token,
     csrf_token,
     proxy_identity,
 )
@@ -41,8 +42,9 @@ def install(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
     )
+    sealer = Sealer(secret)
     app[pages.DASHBOARD] = pages.Dashboard(
-        templates=templates, kube=kube, authenticate=authenticate, secret=secret
+        templates=templates, kube=kube, authenticate=authenticate, secret=secret, sealer=sealer
     )
 
     @web.middleware
@@ -55,11 +57,12 @@ def install(
             return await handler(request)
         try:
             identity = proxy_identity(request, settings)
-            credential = identity.user if identity else request.cookies.get(COOKIE, "")
+            credential = identity.user if identity else cookie_token(request, sealer) or ""
             if identity is None:
                 if not credential:
                     raise Unauthenticated("not signed in")
                 identity = await authenticate(credential, request.remote or "")
+            request[pages.TOKEN] = credential
         except TooMany as e:
             raise web.HTTPTooManyRequests(
                 text=str(e), headers={"Retry-After": str(e.retry_after)}

@@ -20,7 +20,6 @@ from aiohttp import web
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.gateway.dashboard import pages
-from kabin.gateway.dashboard.signin import COOKIE
 from kabin.gateway.identity import TooMany, Unauthenticated
 from kabin.k8s import objects
 
@@ -142,7 +141,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     visitor, sessions, kube = pages._user(request)
     board = request.app[pages.DASHBOARD]
     number = pages._page_number(request)
-    token = request.cookies.get(COOKIE)
+    token = request.get(pages.TOKEN)
     follower = _Follower(
         kube.as_user(visitor.identity, watching=True),
         sessions.namespace,

@@ -20,9 +20,10 @@ from kabin.client.session import AsyncSession
 from kabin.gateway import protocol, routes
 from kabin.gateway.dashboard import views
 from kabin.gateway.dashboard.signin import (
-    COOKIE,
     CSRF_FIELD,
+    Sealer,
     Visitor,
+    del_cookie,
     form,
     same_origin,
     set_cookie,
@@ -33,6 +34,7 @@ from kabin.k8s import objects
 from kabin.logic.drives import default_drive_name
 
 VISITOR = "kabin.visitor"
+TOKEN = "kabin.token"  # the signed-in visitor's token (or, behind a proxy, their name)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Dashboard:
     kube: Kube
     authenticate: SignIn
     secret: bytes
+    sealer: Sealer
 
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)
@@ -88,13 +91,13 @@ async def signin(request: web.Request) -> web.Response:
     except Unauthenticated as e:
         return _render(request, "signin.html", status=401, error=str(e))
     response = web.HTTPSeeOther("/")
-    set_cookie(response, request, token)
+    set_cookie(response, request, token, request.app[DASHBOARD].sealer)
     return response
 
 
 async def signout(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther("/signin")
-    response.del_cookie(COOKIE, path="/")
+    del_cookie(response)
     return response
 
 

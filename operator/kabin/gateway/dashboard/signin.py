@@ -1,9 +1,12 @@
 """Who is using the dashboard: a token in an HttpOnly cookie, or an authenticating
 proxy's headers; and the CSRF token every form and htmx request carries.
 
-The cookie holds the bearer token the user signed in with (the same token the REST API
-takes), `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's page sends
-it) and `Secure` over https. Each change is also checked against a CSRF token derived
+The cookie holds the token the user signed in with sealed (encrypted and authenticated
+with a key derived from the gateway's secret, Fernet, for 12 hours): it is not the
+bearer token, so a page that catches it has nothing the REST API or the API server
+takes. It is `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's page
+sends it), and over https `Secure` and named `__Host-kabin` (bound to this host, no
+Domain, path /). Each change is also checked against a CSRF token derived
 from the credential with the gateway's secret (HMAC), which only pages the gateway
 served carry. Behind a proxy that signs people in (`trust_proxy_headers`), the user
 and groups come from its headers instead, and the CSRF token is derived from the user.
@@ -11,17 +14,21 @@ and groups come from its headers instead, and the CSRF token is derived from the
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from cryptography.fernet import Fernet, InvalidToken
 
 from kabin.gateway.identity import Identity, Unauthenticated
 from kabin.settings import GatewaySettings
 
-COOKIE = "kabin_token"
+COOKIE = "kabin_session"
+SECURE_COOKIE = "__Host-kabin"
+COOKIE_SECONDS = 12 * 3600
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -62,9 +69,54 @@ def proxy_identity(request: web.Request, settings: GatewaySettings) -> Identity 
     return Identity(user=user, groups=groups)
 
 
-def set_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
-    secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/")
+class Sealer:
+    """Seals a token into the dashboard's cookie and opens it again (Fernet: AES and an
+    HMAC, with the time it was sealed), with a key derived from the gateway's secret, so
+    that every replica opens what another sealed."""
+
+    def __init__(self, secret: bytes) -> None:
+        key = hashlib.sha256(b"kabin dashboard cookie\0" + secret).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        """The token; Unauthenticated for a cookie that is forged, altered or too old."""
+        try:
+            return self._fernet.decrypt(sealed.encode(), ttl=COOKIE_SECONDS).decode()
+        except (InvalidToken, UnicodeError):
+            raise Unauthenticated("the sign-in has expired; sign in again") from None
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+
+
+def cookie_token(request: web.Request, sealer: Sealer) -> str | None:
+    """The token in the request's cookie, or None when there is no cookie."""
+    sealed = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
+    return sealer.open(sealed) if sealed else None
+
+
+def set_cookie(
+    response: web.StreamResponse, request: web.Request, token: str, sealer: Sealer
+) -> None:
+    secure = _secure(request)
+    response.set_cookie(
+        SECURE_COOKIE if secure else COOKIE,
+        sealer.seal(token),
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+        path="/",
+        max_age=COOKIE_SECONDS,
+    )
+
+
+def del_cookie(response: web.StreamResponse) -> None:
+    for name in (COOKIE, SECURE_COOKIE):
+        response.del_cookie(name, path="/")
 
 
 async def form(request: web.Request) -> dict[str, str]:
