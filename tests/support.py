@@ -127,6 +127,21 @@ async def kubectl_apply(
     return await command(*argv, stdin=yaml.safe_dump(manifest))
 
 
+async def cores_available() -> int:
+    """The cluster's CPU cores: the simulated topology's 128 (4 x 16 + 2 x 32) and the
+    real node's own, where hack/node/up.sh started one."""
+    real = await run(
+        "kubectl",
+        "get",
+        "nodes",
+        "-l",
+        "type=real",
+        "-o",
+        "jsonpath={.items[*].status.capacity.cpu}",
+    )
+    return 4 * 16 + 2 * 32 + sum(int(c) for c in real.split())
+
+
 async def service_account_token(api: Any, namespace: str, name: str) -> str:
     """A new ServiceAccount's token (10 minutes), as any pod in the namespace has one."""
     from kubernetes_asyncio import client

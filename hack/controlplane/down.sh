@@ -4,6 +4,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state="$root/.cluster"
+# The real node first: its teardown deletes the Node through the API server.
+"$root/hack/node/down.sh" || true
 if [[ -d "$state/kwok" ]]; then
   bin=$("$here/build.sh")
   PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok" \

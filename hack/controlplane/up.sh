@@ -3,8 +3,10 @@
 #
 # A real kube-apiserver, etcd, kube-controller-manager and kube-scheduler run
 # as local processes under `kwokctl --runtime binary`, with RBAC and admission
-# on; kwok simulates the nodes and the kubelets (stages.yaml). Everything lives
-# in .cluster/ of the checkout; nothing is downloaded at start.
+# on; kwok simulates the nodes labelled `type: kwok` and their kubelets
+# (stages.yaml), and one real node, a kubelet with containerd and runc on this
+# machine, joins beside them (hack/node/up.sh; KABIN_REAL_NODE=0 leaves it out).
+# Everything lives in .cluster/ of the checkout; nothing is downloaded at start.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -40,8 +42,16 @@ else
     # kwokctl passes an empty --node-ip; nodes need an address the API server
     # can reach for `kubectl logs` (the kwok controller serves the kubelet API).
     --extra-args kwok-controller=node-ip=127.0.0.1
-    # Node names do not resolve here; reach the (simulated) kubelets by address.
+    # Node names do not resolve here; reach the kubelets by address.
     --extra-args kube-apiserver=kubelet-preferred-address-types=InternalIP
+    # kwok simulates only its own nodes: by default it takes every node over, the real
+    # one's Lease and pods too.
+    --extra-args kwok-controller=manage-all-nodes=false
+    --extra-args kwok-controller=manage-nodes-with-label-selector=type=kwok
+    # The real kubelet serves logs and exec only to a client it knows: the API server
+    # calls it with the admin certificate (kwok's simulated kubelets take anything).
+    --extra-args "kube-apiserver=kubelet-client-certificate=$KWOK_WORKDIR/clusters/$name/pki/admin.crt"
+    --extra-args "kube-apiserver=kubelet-client-key=$KWOK_WORKDIR/clusters/$name/pki/admin.key"
     # Every interactive session has a ClusterIP Service; the default range (a /24)
     # runs out at 254 of them. A cluster's usual /12.
     --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/12
@@ -57,5 +67,6 @@ else
 fi
 
 kc apply --server-side -f "$here/topology.yaml" >/dev/null
-kc wait --for=condition=Ready node --all --timeout=60s >/dev/null
+kc wait --for=condition=Ready node --selector type=kwok --timeout=60s >/dev/null
+"$root/hack/node/up.sh"
 echo "export KUBECONFIG=$kubeconfig"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool.
+# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool|traefik.
 #
 # The version is pinned in the go.mod of the wrapper module beside this script
 # (helm/, promtool/); the binary is cached outside the checkout, keyed by that
 # go.mod and go.sum, so every clone on this machine reuses it. Prints its path.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: build.sh helm|promtool}
+tool=${1:?usage: build.sh helm|promtool|traefik}
 modver() { awk -v m="$2" '$1 == m || ($1 == "require" && $2 == m) {print ($1 == m ? $2 : $3); exit}' "$here/$1/go.mod"; }
 case $tool in
   helm)
@@ -21,6 +21,9 @@ case $tool in
   promtool)
     pkg=github.com/prometheus/prometheus/cmd/promtool
     ldflags="-X github.com/prometheus/common/version.Version=$(modver promtool github.com/prometheus/prometheus)" ;;
+  traefik)
+    pkg=github.com/traefik/traefik/v3/cmd/traefik
+    ldflags="-X github.com/traefik/traefik/v3/pkg/version.Version=$(modver traefik github.com/traefik/traefik/v3)" ;;
   *) echo "build.sh: unknown tool $tool" >&2; exit 2 ;;
 esac
 sum=$(cat "$0" "$here/$tool/go.mod" "$here/$tool/go.sum" | sha256sum | cut -c1-12)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The real node's images, built here (no registry is reachable) and cached as OCI
+# archives under ~/.cache/kabin/images, keyed by what they are made from:
+#   localhost/kabin-pause:1    the pod sandbox (hack/node/pause, a static Go binary)
+#   localhost/kabin-busybox:1  Debian's busybox-static, for tests and probes
+#
+# images.sh build            build the archives that are missing; print their paths
+# images.sh import SOCKET    build, then import them into containerd at SOCKET
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache="${KABIN_CACHE:-$HOME/.cache/kabin}/images"
+export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
+mkdir -p "$cache"
+
+archive() {  # archive <name> <key>: the archive's path for this version of the image
+  echo "$cache/$1-$(echo "$2" | sha256sum | cut -c1-12).tar"
+}
+
+from_scratch() {  # from_scratch <image> <archive> <file> <path in image> [entrypoint]
+  local image=$1 out=$2 file=$3 path=$4 entry=${5:-}
+  local ctr; ctr=$(buildah from scratch)
+  buildah copy --quiet --chmod 0755 "$ctr" "$file" "$path" >/dev/null
+  [[ -n $entry ]] && buildah config --entrypoint "$entry" "$ctr"
+  buildah commit --quiet "$ctr" "$image" >/dev/null
+  buildah rm "$ctr" >/dev/null
+  buildah push --quiet "$image" "oci-archive:$out.part:$image" >/dev/null
+  mv "$out.part" "$out"
+}
+
+pause() {
+  local key; key=$(cat "$here/pause/main.go" "$here/pause/go.mod" | sha256sum)
+  local out; out=$(archive pause "$key")
+  if [[ ! -f $out ]]; then
+    echo ">> building localhost/kabin-pause:1" >&2
+    local tmp; tmp=$(mktemp -d)
+    (cd "$here/pause" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/pause" .)
+    from_scratch localhost/kabin-pause:1 "$out" "$tmp/pause" /pause '["/pause"]'
+    rm -rf "$tmp"
+  fi
+  echo "$out"
+}
+
+busybox() {
+  if [[ ! -x /bin/busybox ]] || ! /bin/busybox --list | grep -qx wget || ldd /bin/busybox >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
+  fi
+  local key; key="$(sha256sum /bin/busybox) $(sed -n '/^busybox() {/,/^}/p' "$0" | sha256sum)"
+  local out; out=$(archive busybox "$key")
+  if [[ ! -f $out ]]; then
+    echo ">> building localhost/kabin-busybox:1" >&2
+    local ctr; ctr=$(buildah from scratch)
+    buildah copy --quiet --chmod 0755 "$ctr" /bin/busybox /bin/busybox >/dev/null
+    buildah run "$ctr" -- /bin/busybox --install -s /bin
+    buildah run "$ctr" -- /bin/mkdir -m 1777 /tmp
+    buildah config --cmd '["/bin/sh"]' --user 65534:65534 "$ctr"
+    buildah commit --quiet "$ctr" localhost/kabin-busybox:1 >/dev/null
+    buildah rm "$ctr" >/dev/null
+    buildah push --quiet localhost/kabin-busybox:1 "oci-archive:$out.part:localhost/kabin-busybox:1" >/dev/null
+    mv "$out.part" "$out"
+  fi
+  echo "$out"
+}
+
+archives=("$(pause)" "$(busybox)")
+case "${1:-build}" in
+  build) printf '%s\n' "${archives[@]}" ;;
+  import)
+    socket=${2:?usage: images.sh import SOCKET}
+    for a in "${archives[@]}"; do
+      # ctr warns of cgroup v1 on every call: keep its output for a failure only.
+      out=$(ctr --address "$socket" -n k8s.io images import "$a" 2>&1) \
+        || { echo "importing $a failed: $out" >&2; exit 1; }
+    done ;;
+  *) echo "usage: images.sh build | import SOCKET" >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+module kabin.dev/hack/node/pause
+
+go 1.22
