@@ -9,6 +9,7 @@ without a cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -24,6 +25,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONTROLPLANE = ROOT / "hack" / "controlplane"
 LOCAL_KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# Sessions are served from their own hosts under this origin, through the ingress
+# controller (Traefik, the `sessions` fixture) on this port, as `make up` serves them.
+SESSIONS_PORT = _free_port()
+SESSIONS_URL = f"http://sessions.localhost:{SESSIONS_PORT}"
+
+
+def session_url(namespace: str, name: str, path: str) -> str:
+    """Where a session's interface is served: its own host under SESSIONS_URL."""
+    return f"http://{name}.{namespace}.sessions.localhost:{SESSIONS_PORT}{path}"
+
 
 # kubernetes_asyncio reads KUBECONFIG once, when it is imported, and kopf's login
 # (in the in-process operator) uses that default: export it before the import.
@@ -172,6 +194,15 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
         "KABIN_RESYNC_INTERVAL": "30",
         # Sessions in namespaces named k-* belong to operators that tests start and kill.
         "KABIN_EXCLUDE_NAMESPACES": '["k-*"]',
+        # Each session on a host of its own, checked by the gateway through Traefik.
+        "KABIN_SESSIONS_URL": SESSIONS_URL,
+        "KABIN_INGRESS_ANNOTATIONS": json.dumps(
+            {"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file"}
+        ),
+        # Real pods run kabin's own image as their agent, and reach the API server at
+        # the machine's address (its certificate does not name the Service address).
+        "KABIN_AGENT_IMAGE": "localhost/kabin:0.1.0",
+        "KABIN_AGENT_API_SERVER": _api_server_for_pods(kubeconfig),
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -198,6 +229,47 @@ def environments(operator: object) -> None:
         subprocess.run(
             ["kubectl", "apply", "--server-side", "-f", str(f)], check=True, capture_output=True
         )
+
+
+def _api_server_for_pods(kubeconfig: Path) -> str:
+    """The API server as pods on the real node reach it: this machine's address (the
+    real node's InternalIP) and the API server's port."""
+    from urllib.parse import urlsplit
+
+    server = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    address = (
+        subprocess.run(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(kubeconfig),
+                "get",
+                "node",
+                "realnode-1",
+                "-o",
+                'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}',
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        or "127.0.0.1"
+    )
+    return f"{address}:{urlsplit(server).port}"
 
 
 def _webhooks_registered() -> bool:
@@ -357,6 +429,7 @@ def gateway(
             "KABIN_GATEWAY_PROVISION_NAMESPACES": "true",
             "KABIN_GATEWAY_PROVISION_GROUPS": '["researchers"]',
             "KABIN_GATEWAY_NAMESPACE_TEMPLATE": template,
+            "KABIN_GATEWAY_SESSIONS_URL": SESSIONS_URL,
         },
         args=("--token-file", str(tokens)),
     )
@@ -410,3 +483,21 @@ def operator_process(k_namespace: str) -> Iterator[Any]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sessions(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Traefik, the ingress controller, on SESSIONS_PORT: it routes session Ingresses to
+    their pods and asks the `gateway` fixture about every request (forward auth)."""
+    folder = tmp_path_factory.mktemp("traefik")
+    traefik = ROOT / "hack" / "traefik.sh"
+    subprocess.run(
+        [str(traefik), "start", str(folder), str(SESSIONS_PORT), gateway.url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        yield SESSIONS_URL
+    finally:
+        subprocess.run([str(traefik), "stop", str(folder)], check=False)

@@ -54,7 +54,9 @@ ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i
   done
 } > "$state/sysctls.saved"
 : > "$state/created-dirs"
-for dir in /var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd /run/netns; do
+# /var/lib/kabin-sim: the simulated StorageClass's volumes are hostPath directories there.
+for dir in /var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd /run/netns \
+  /var/lib/kabin-sim; do
   [[ -e $dir ]] || echo "$dir" >> "$state/created-dirs"
 done
 # kernel.panic_on_oops=1 (the kubelet's default) turns an oops into a reboot; the

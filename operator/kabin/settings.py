@@ -113,6 +113,19 @@ class OperatorSettings(BaseSettings):
         description="Host name of the Ingress that routes http interfaces: "
         "https://<host>/session/<type>/<namespace>/<name>/.",
     )
+    sessions_url: str | None = Field(
+        default=None,
+        description="Where sessions are served from, another origin than the dashboard's, "
+        "e.g. `https://sessions.example.org`: each session gets a host of its own, "
+        "`<name>.<namespace>.<that host>`, so no page a session serves shares an origin "
+        "with the dashboard or another session. Unset: every session under ingress_host.",
+    )
+    ingress_annotations: dict[str, str] = Field(
+        default={},
+        description="Annotations of session Ingresses: the ingress controller's access "
+        "check, e.g. `traefik.ingress.kubernetes.io/router.middlewares: kabin-auth@file` "
+        "(forward auth to the gateway's /_kabin/auth).",
+    )
     ingress_class: str | None = Field(
         default=None, description="IngressClass of session Ingresses (default: the cluster's)."
     )
@@ -184,6 +197,12 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="Seconds between the agent's activity Lease renewals, at most; "
         "an idle session renews nothing.",
+    )
+    agent_api_server: str | None = Field(
+        default=None,
+        description="`host:port` where session pods reach the API server, when the "
+        "in-cluster Service address is not in its serving certificate (the local control "
+        "plane's); unset: the pod's KUBERNETES_SERVICE_HOST and _PORT, as in any cluster.",
     )
     agent_uid: int = Field(
         default=1999999,
@@ -388,6 +407,22 @@ class GatewaySettings(BaseSettings):
         default=None,
         description="Secret the dashboard's CSRF tokens are derived with; give every gateway "
         "replica the same one. Unset: a random one per process.",
+    )
+    sessions_url: str | None = Field(
+        default=None,
+        description="The operator's sessions_url: the origin under which each session has "
+        "a host of its own, which /_kabin/auth (the ingress controller's forward auth) "
+        "checks requests to.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The dashboard's URL as browsers reach it, where a session's access "
+        "check sends a browser to sign in. Unset: the gateway's own address.",
+    )
+    admin_groups: tuple[str, ...] = Field(
+        default=("kabin:admins",),
+        description="Groups whose members may open any session (the operator's "
+        "admin_groups, less system:masters, which the gateway never forwards).",
     )
 
     @model_validator(mode="after")

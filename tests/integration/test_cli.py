@@ -14,6 +14,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from tests.conftest import session_url
 from tests.support import Result, command, cores_available, eventually, exit_pod, present
 
 pytestmark = pytest.mark.integration
@@ -147,7 +148,7 @@ async def test_create_wait_shows_progress_until_ready_and_the_url(
     )
     # The drive and the pod may be reported by one status write, in either order.
     assert max(placed, granted) < lab < ready, lines
-    url = f"https://kabin.localtest.me/session/notebook/{namespace}/nb/lab"
+    url = session_url(namespace, "nb", f"/session/notebook/{namespace}/nb/lab")
     assert lines[-1] == f"nb: connect at {url}"
 
 

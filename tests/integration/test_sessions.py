@@ -17,6 +17,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from tests.conftest import SESSIONS_URL
 from tests.support import eventually, exit_pod, gone, kubectl_apply, manifest, present, run
 
 pytestmark = pytest.mark.integration
@@ -81,17 +82,18 @@ EXPECTED = {
     "session-jupyterlab.yaml": (
         "my-notebook",
         ["jupyterlab"],
-        "https://kabin.localtest.me/session/notebook/{ns}/my-notebook/lab",
+        SESSIONS_URL.replace("//", "//my-notebook.{ns}.")
+        + "/session/notebook/{ns}/my-notebook/lab",
     ),
     "session-vscode-gpu.yaml": (
         "my-vscode",
         ["vscode"],
-        "https://kabin.localtest.me/session/vscode/{ns}/my-vscode/",
+        SESSIONS_URL.replace("//", "//my-vscode.{ns}.") + "/session/vscode/{ns}/my-vscode/",
     ),
     "session-desktop.yaml": (
         "my-desktop",
         ["desktop"],
-        "https://kabin.localtest.me/session/desktop/{ns}/my-desktop/",
+        SESSIONS_URL.replace("//", "//my-desktop.{ns}.") + "/session/desktop/{ns}/my-desktop/",
     ),
     "session-ssh.yaml": ("my-shell", ["ssh"], "ssh -p {port} kwok-admin@kabin.localtest.me"),
 }

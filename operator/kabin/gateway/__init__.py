@@ -17,11 +17,12 @@ from aiohttp import web
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.client import errors
-from kabin.gateway import dashboard, routes
+from kabin.gateway import access, dashboard, routes
 from kabin.gateway import identity as ident
 from kabin.gateway.kube import Kube
 from kabin.k8s.client import connect
 from kabin.k8s.errors import classify
+from kabin.logic.access import Origin
 from kabin.settings import GatewaySettings
 
 log = logging.getLogger("kabin.gateway")
@@ -117,6 +118,10 @@ def application(kube: Kube, authenticate: ident.SignIn) -> web.Application:
     app[AUTHENTICATE] = authenticate
     routes.add(app)
     dashboard.install(app, kube, authenticate, kube.settings)
+    settings = kube.settings
+    origin = Origin.parse(settings.sessions_url) if settings.sessions_url else None
+    sealer = app[dashboard.pages.DASHBOARD].sealer
+    access.install(app, access.Access(kube, authenticate, sealer, origin))
     return app
 
 

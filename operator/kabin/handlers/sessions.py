@@ -36,6 +36,7 @@ from kabin.k8s import errors, objects
 from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
 from kabin.logic import pod as pod_builder
+from kabin.logic.access import Origin
 from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings, reconciles
 
@@ -288,6 +289,7 @@ def _look(
             ssh_host=settings.ssh_host or settings.ingress_host,
             image_pull_grace=settings.image_pull_grace,
             expiring_soon=settings.expiring_soon,
+            sessions_url=settings.sessions_url,
         ),
     )
     return _Seen(children, outcome)
@@ -378,6 +380,7 @@ async def _create_pods(session: _Session, replicas: list[int]) -> dict[int, dict
         image=settings.agent_image,
         renew_interval=settings.activity_interval,
         uid=settings.agent_uid,
+        api_server=settings.agent_api_server,
     )
     pods = [
         pod_builder.build_pod(
@@ -428,8 +431,13 @@ async def _network(session: _Session, children: _Children) -> None:
         owner=owner,
         spec=session.spec,
         resolved=session.resolved,
-        host=settings.ingress_host,
+        host=(
+            Origin.parse(settings.sessions_url).host(owner.namespace, owner.name)
+            if settings.sessions_url
+            else settings.ingress_host
+        ),
         ingress_class=settings.ingress_class,
+        annotations=settings.ingress_annotations,
     )
     there = {o["metadata"]["name"]: o for o in children.services}
     ingresses = {o["metadata"]["name"]: o for o in children.ingresses}

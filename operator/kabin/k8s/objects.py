@@ -249,6 +249,23 @@ async def list_custom(api: client.ApiClient, plural: str, namespace: str) -> lis
     return await _items(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
 
 
+async def find_custom(
+    api: client.ApiClient, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """One Session or Drive found by listing (a field selector on its name): for a
+    caller that may list them but not get them, the gateway's public views."""
+    custom = client.CustomObjectsApi(api)
+    found = await _items(
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        field_selector=f"metadata.name={name}",
+    )
+    return found[0] if found else None
+
+
 async def create_custom(api: client.ApiClient, plural: str, obj: dict[str, Any]) -> bool:
     """Create a Session or Drive; False when it already exists."""
     custom = client.CustomObjectsApi(api)

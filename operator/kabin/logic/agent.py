@@ -20,6 +20,8 @@ class AgentConfig:
     image: str
     renew_interval: float = 60
     uid: int = 1999999
+    api_server: str | None = None
+    """`host:port` of the API server for the agent, instead of the in-cluster Service."""
     """The agent's own UID and GID: with another UID than the session's processes, which
     share its process namespace, they cannot read its token through /proc/<pid>/root."""
 
@@ -112,6 +114,12 @@ def add_agent(
     token = jupyter_token_secret(owner, resolved)
     if token is not None:
         env.append(jupyter_token_env(token))
+    if agent.api_server:
+        host, _, port = agent.api_server.rpartition(":")
+        env += [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+        ]
     pod_spec["containers"].append(
         {
             "name": "kabin-agent",

@@ -52,9 +52,16 @@ def build_services(
 
 
 def build_ingress(
-    *, owner: Owner, spec: SessionSpec, resolved: Resolved, host: str, ingress_class: str | None
+    *,
+    owner: Owner,
+    spec: SessionSpec,
+    resolved: Resolved,
+    host: str,
+    ingress_class: str | None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    """The Ingress routing each http interface under the session's base path."""
+    """The Ingress routing each http interface under the session's base path, on `host`
+    (the session's own, with a sessions origin), with the access check's annotations."""
     http = [i for i in resolved.interfaces if i.name in HTTP_INTERFACES]
     if spec.type == "headless" or not http:
         return None
@@ -76,6 +83,7 @@ def build_ingress(
             "name": owner.name,
             "namespace": owner.namespace,
             "labels": labels(owner, spec.type),
+            **({"annotations": dict(annotations)} if annotations else {}),
             "ownerReferences": [owner.reference()],
         },
         "spec": ingress_spec,

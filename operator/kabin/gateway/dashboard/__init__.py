@@ -30,7 +30,7 @@ from kabin.settings import GatewaySettings
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-_OPEN = ("/signin", "/static/", "/skaha/")
+_OPEN = ("/signin", "/static/", "/skaha/", "/_kabin/")
 
 
 def install(

@@ -83,10 +83,17 @@ class Sealer:
 
     def open(self, sealed: str) -> str:
         """The token; Unauthenticated for a cookie that is forged, altered or too old."""
+        opened = self.unseal(sealed, COOKIE_SECONDS)
+        if opened is None:
+            raise Unauthenticated("the sign-in has expired; sign in again")
+        return opened
+
+    def unseal(self, sealed: str, ttl: int) -> str | None:
+        """What was sealed at most `ttl` seconds ago, or None (forged, altered, too old)."""
         try:
-            return self._fernet.decrypt(sealed.encode(), ttl=COOKIE_SECONDS).decode()
+            return self._fernet.decrypt(sealed.encode(), ttl=ttl).decode()
         except (InvalidToken, UnicodeError):
-            raise Unauthenticated("the sign-in has expired; sign in again") from None
+            return None
 
 
 def _secure(request: web.Request) -> bool:

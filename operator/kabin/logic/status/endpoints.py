@@ -10,6 +10,7 @@ from typing import Any
 from kabin.api.environment import HTTP_INTERFACES, Interface
 from kabin.api.names import readiness_gate
 from kabin.api.session import Endpoint
+from kabin.logic.access import Origin
 from kabin.logic.resolve import http_path
 from kabin.logic.status.model import Observed, StatusSettings
 from kabin.logic.status.pods import true
@@ -19,7 +20,10 @@ def _url(observed: Observed, iface: Interface, settings: StatusSettings) -> str:
     owner, resolved = observed.owner, observed.resolved
     if iface.name in HTTP_INTERFACES:
         path = http_path(observed.spec.type, owner, resolved.interfaces, iface)
-        return f"https://{settings.host}{path}{iface.path.lstrip('/')}"
+        path += iface.path.lstrip("/")
+        if settings.sessions_url:
+            return Origin.parse(settings.sessions_url).url(owner.namespace, owner.name, path)
+        return f"https://{settings.host}{path}"
     service = observed.services.get(f"{owner.name}-ssh", {})
     port = next(
         (

@@ -51,6 +51,8 @@ class StatusSettings:
     ssh_host: str
     image_pull_grace: float
     expiring_soon: float = 300
+    sessions_url: str | None = None
+    """Each session's own origin under this one (logic.access.Origin); None: `host`."""
 
 
 @dataclass(frozen=True)

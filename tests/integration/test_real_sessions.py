@@ -1,0 +1,171 @@
+"""Sessions that really run, and open only for their owner: a JupyterLab made with the
+real `skaha` client runs on the real node (its image built here), kabin's agent in the
+pod opens its readiness gate when JupyterLab answers, and its connectURL, on a host of
+its own, is served through Traefik, which asks the gateway about every request
+(forward auth):
+
+- the owner's bearer token gets JupyterLab, and a kernel runs code over its websocket;
+- no token gets 401, another user's token 403, a browser without a cookie a redirect to
+  the dashboard, which sends the owner back with a cookie for that host alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+import pytest
+
+from tests.conftest import Gateway, Person
+from tests.support import eventually, run
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "localhost/kabin-notebook:1"
+
+
+def bearer(person: Person) -> dict[str, str]:
+    return {"Authorization": f"Bearer {person.token}"}
+
+
+def local(url: str) -> tuple[str, dict[str, str]]:
+    """The URL as sent to Traefik on loopback, and the Host header that names the
+    session (`*.localhost` resolves to loopback in browsers, not in every resolver)."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    address = parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
+    return address, {"Host": f"{parts.hostname}:{parts.port}"}
+
+
+async def ready_notebook(gateway: Gateway, me: Person) -> dict[str, Any]:
+    """A notebook made by the real skaha client, once kabin says it is Ready."""
+    from skaha.session import Session
+
+    client = Session(server=gateway.skaha, token=me.token)
+    (session_id,) = await asyncio.to_thread(
+        client.create, name="lab", image=IMAGE, kind="notebook", cores=1, ram=1
+    )
+
+    async def ready() -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            await run("kubectl", "get", "session", session_id, "-n", me.namespace, "-o", "json")
+        )
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
+        assert conditions.get("Ready", {}).get("status") == "True", found.get("status")
+        return found
+
+    return await eventually(ready, timeout=180, interval=1)
+
+
+async def test_a_notebook_opens_for_its_owner_only(gateway: Gateway, sessions: str) -> None:
+    me, other = gateway.person(), gateway.person()
+    async with httpx.AsyncClient(timeout=30) as http:
+        for person in (me, other):  # their namespaces, made on first use
+            assert (
+                await http.get(f"{gateway.skaha}/v1/session", headers=bearer(person))
+            ).is_success
+    started = time.monotonic()
+    obj = await ready_notebook(gateway, me)
+    session_id = obj["metadata"]["name"]
+    url = obj["status"]["connectURL"]
+    host = f"{session_id}.{me.namespace}.sessions.localhost"
+    assert urlsplit(url).hostname == host, url
+    pod: dict[str, Any] = json.loads(
+        await run("kubectl", "get", "pod", f"{session_id}-1", "-n", me.namespace, "-o", "json")
+    )
+    assert pod["spec"]["nodeName"] == "realnode-1"
+    print(f"notebook Ready {time.monotonic() - started:.1f} s after the create")
+
+    address, headers = local(url)
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+
+        async def served() -> httpx.Response:
+            answer = await http.get(address, headers={**headers, **bearer(me)})
+            assert answer.status_code == 200, (answer.status_code, answer.text[:300])
+            return answer
+
+        page = await eventually(served, timeout=60)
+        assert "JupyterLab" in page.text
+        # Nobody else: no token, a bogus one, another user's, and a browser without a cookie.
+        nobody = await http.get(address, headers=headers)
+        assert nobody.status_code == 401 and "Bearer" in nobody.headers["WWW-Authenticate"]
+        bogus = await http.get(address, headers={**headers, "Authorization": "Bearer nope"})
+        assert bogus.status_code == 401
+        theirs = await http.get(address, headers={**headers, **bearer(other)})
+        assert theirs.status_code == 403 and "JupyterLab" not in theirs.text
+        browser = await http.get(address, headers={**headers, "Accept": "text/html"})
+        assert browser.status_code == 302
+        location = browser.headers["location"]
+        assert location.startswith(f"{gateway.url}/open/{me.namespace}/{session_id}?next="), (
+            location
+        )
+        # A request that forges the forwarded host is judged by the host it was sent to.
+        forged = await http.get(
+            address,
+            headers={**headers, **bearer(other), "X-Forwarded-Host": "x.y.sessions.localhost"},
+        )
+        assert forged.status_code == 403
+
+        # A kernel runs code through the URL's websocket, as the owner.
+        base = url.split("/lab")[0] + "/"
+        api, _ = local(base + "api/")
+        jar = await http.get(address, headers={**headers, **bearer(me)})
+        xsrf = jar.cookies.get("_xsrf") or http.cookies.get("_xsrf")
+        assert xsrf, jar.headers
+        made = await http.post(
+            api + "kernels",
+            json={"name": "python3"},
+            headers={**headers, **bearer(me), "X-XSRFToken": xsrf},
+        )
+        assert made.status_code == 201, made.text
+        kernel = made.json()["id"]
+    assert await run_code(api, headers, me, kernel, "print(6*7)") == "42\n"
+
+
+async def run_code(api: str, headers: dict[str, str], me: Person, kernel: str, code: str) -> str:
+    """Execute `code` in the kernel over its websocket channels; its stdout."""
+    session = uuid.uuid4().hex
+    message = {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "username": me.user,
+            "session": session,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+        },
+        "channel": "shell",
+    }
+    ws_url = api.replace("http://", "ws://") + f"kernels/{kernel}/channels?session_id={session}"
+    out = ""
+    async with (
+        aiohttp.ClientSession() as client,
+        client.ws_connect(
+            ws_url, headers={**headers, **bearer(me)}, timeout=aiohttp.ClientWSTimeout(ws_close=10)
+        ) as ws,
+    ):
+        await ws.send_str(json.dumps(message))
+        async with asyncio.timeout(60):
+            async for frame in ws:
+                reply = json.loads(frame.data)
+                if reply.get("parent_header", {}).get("msg_id") != message["header"]["msg_id"]:
+                    continue
+                if reply["msg_type"] == "stream":
+                    out += reply["content"]["text"]
+                if reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                    break
+    return out
