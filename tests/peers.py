@@ -274,8 +274,11 @@ def _write_kubeconfig(admin: Path, namespace: str, account: str, token: str, int
 def agent(env: dict[str, str], kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`kabin agent`, the real entry point, with the pod's KABIN_AGENT_* variables."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("KABIN_")}
-    full.pop("KUBERNETES_SERVICE_HOST", None)
     full.update(env)
+    # Outside the pod it reads its token from a kubeconfig, not from the pod's files: no
+    # in-cluster address (the pod's own, or the operator's agent_api_server).
+    full.pop("KUBERNETES_SERVICE_HOST", None)
+    full.pop("KUBERNETES_SERVICE_PORT", None)
     full["KUBECONFIG"] = str(kubeconfig)
     kabin = Path(sys.executable).with_name("kabin")
     with log.open("wb") as out:

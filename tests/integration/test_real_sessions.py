@@ -169,3 +169,52 @@ async def run_code(api: str, headers: dict[str, str], me: Person, kernel: str, c
                 if reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
                     break
     return out
+
+
+async def test_in_chromium_the_button_opens_jupyterlab_and_runs_code(
+    gateway: Gateway, sessions: str
+) -> None:
+    """Sign in, start a notebook with the form, click its JupyterLab button when it
+    appears: JupyterLab loads on the session's own host (the dashboard sent the browser
+    there with a one-minute ticket), a notebook runs print(6*7) and shows 42."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+
+    me = gateway.person()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await signed_in(browser, gateway, me)
+            await page.get_by_role("link", name="Start a session").click()
+            await choose(page, "JupyterLab (runs here)")
+            await page.get_by_label("Name").fill("here")
+            await page.get_by_role("button", name="Start session").click()
+            card = session_card(page, "here")
+            button = card.get_by_role("link", name="JupyterLab")
+            started = time.monotonic()
+            await expect(button).to_be_visible(timeout=180_000)
+            print(f"JupyterLab button {time.monotonic() - started:.1f} s after the click")
+            async with page.context.expect_page() as opened:
+                await button.click()
+            lab = await opened.value
+            try:
+                await expect(lab.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+            except AssertionError as e:  # say where the browser ended, and what it shows
+                raise AssertionError(f"{lab.url}: {await lab.content()}"[:2000]) from e
+            host = urlsplit(lab.url).hostname
+            assert host == f"here.{me.namespace}.sessions.localhost", lab.url
+            await lab.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+            cell = lab.locator(".jp-Notebook .jp-Cell .cm-content").first
+            await expect(cell).to_be_visible(timeout=60_000)
+            await cell.click()
+            await lab.keyboard.type("print(6*7)")
+            await lab.keyboard.press("Shift+Enter")
+            await expect(lab.locator(".jp-OutputArea-output").first).to_have_text(
+                "42", timeout=60_000
+            )
+            # The dashboard's cookie never reaches the session's host: another origin.
+            cookies = {c["name"] for c in await page.context.cookies(lab.url)}
+            assert "kabin_session" not in cookies and "kabin_access" in cookies, cookies
+        finally:
+            await browser.close()

@@ -72,3 +72,14 @@ def test_only_the_owner_and_admins_may_open(
 )
 def test_after_signing_in_a_browser_stays_on_the_host(given: str | None, kept: str) -> None:
     assert safe_next(given) == kept
+
+
+def test_the_ticket_goes_under_the_sessions_base_path() -> None:
+    from kabin.logic.access import is_signin, signin_path
+
+    assert (
+        signin_path("/session/notebook/ns/lab/lab/tree") == "/session/notebook/ns/lab/_kabin/signin"
+    )
+    assert signin_path("//evil.example/") == "/_kabin/signin"
+    assert is_signin("/session/notebook/ns/lab/_kabin/signin")
+    assert not is_signin("/session/notebook/ns/lab/lab")

@@ -11,7 +11,8 @@ to `GET /_kabin/auth` with its headers, and serves the request only on a 2xx:
   the host), which it got by a redirect through the dashboard: a browser without one is
   sent to `/open/<namespace>/<name>` on the dashboard, which (signed in) sends it back to
   `/_kabin/signin?ticket=...` on the session's host; the ticket (the token and the host,
-  sealed, good for a minute) becomes the cookie there;
+  sealed, good for a minute) becomes the cookie there (under the session's base path,
+  the only paths its Ingress routes);
 - the token's user must be the session's owner (`spec.user`) or in `admin_groups`.
 
 No credential: 401 (a script) or the redirect (a browser); another user's session: 403.
@@ -33,11 +34,10 @@ from kabin.gateway.dashboard import pages
 from kabin.gateway.dashboard.signin import Sealer
 from kabin.gateway.kube import Kube
 from kabin.k8s import objects
-from kabin.logic.access import Origin, may_open, safe_next
+from kabin.logic.access import Origin, is_signin, may_open, safe_next, signin_path
 
 log = logging.getLogger("kabin.gateway")
 
-SIGNIN_PATH = "/_kabin/signin"
 ACCESS_COOKIE = "kabin_access"
 SECURE_ACCESS_COOKIE = "__Host-kabin-access"
 TICKET_SECONDS = 60
@@ -85,7 +85,8 @@ class Access:
         assert self.origin is not None
         host = self.origin.host(namespace, name)
         sealed = self.sealer.seal(json.dumps({"t": token, "h": host, "n": safe_next(next_path)}))
-        return self.origin.url(namespace, name, f"{SIGNIN_PATH}?{urlencode({'ticket': sealed})}")
+        where = signin_path(next_path)
+        return self.origin.url(namespace, name, f"{where}?{urlencode({'ticket': sealed})}")
 
     def _open(self, sealed: str, host: str, ttl: int) -> dict[str, str] | None:
         raw = self.sealer.unseal(sealed, ttl)
@@ -113,10 +114,10 @@ async def check(request: web.Request) -> web.StreamResponse:
     if target is None:
         return _forbidden(f"{host!r} is no session's host", 404)
     namespace, name = target
-    secure = access.origin.scheme == "https"
+    host = access.origin.host(namespace, name)  # as tickets and cookies name it: no port
     path = urlsplit(uri)
-    if path.path == SIGNIN_PATH:
-        return _signin(access, request, host, path.query, secure)
+    if is_signin(path.path):
+        return _signin(access, request, namespace, name, path.query)
     client = (request.headers.get("X-Forwarded-For") or request.remote or "").split(",")[0]
     token = _credential(access, request, host)
     if token is None:
@@ -170,16 +171,21 @@ def _to_dashboard(
 
 
 def _signin(
-    access: Access, request: web.Request, host: str, query: str, secure: bool
+    access: Access, request: web.Request, namespace: str, name: str, query: str
 ) -> web.Response:
-    """`/_kabin/signin?ticket=` on the session's host: the ticket becomes its cookie."""
+    """`<base path>_kabin/signin?ticket=` on the session's host: the ticket becomes its
+    cookie, and the browser goes on to the path it asked for."""
     from urllib.parse import parse_qs
 
+    assert access.origin is not None
+    host = access.origin.host(namespace, name)
+    secure = access.origin.scheme == "https"
     sealed = (parse_qs(query).get("ticket") or [""])[0]
     opened = access._open(sealed, host, ttl=TICKET_SECONDS) if sealed else None
     if opened is None:
         return _forbidden("the sign-in link is not valid or has expired; open the session again")
-    response = web.HTTPFound(safe_next(opened.get("n")))
+    # Absolute: Traefik resolves a relative Location against the access check's own URL.
+    response = web.HTTPFound(access.origin.url(namespace, name, safe_next(opened.get("n"))))
     response.set_cookie(
         SECURE_ACCESS_COOKIE if secure else ACCESS_COOKIE,
         access.sealer.seal(json.dumps({"t": opened["t"], "h": host})),

@@ -66,3 +66,20 @@ def safe_next(path: str | None) -> str:
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
     return path
+
+
+SIGNIN = "_kabin/signin"
+
+
+def signin_path(next_path: str) -> str:
+    """Where on a session's host a browser brings its ticket: under the session's base
+    path (`/session/<type>/<namespace>/<name>/`, the only paths its Ingress routes, so
+    the access check sees it), taken from the path it returns to."""
+    parts = safe_next(next_path).split("/")
+    if len(parts) > 5 and parts[1] == "session":
+        return "/".join(parts[:5]) + "/" + SIGNIN
+    return "/" + SIGNIN
+
+
+def is_signin(path: str) -> bool:
+    return path.endswith("/" + SIGNIN)
