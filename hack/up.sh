@@ -59,7 +59,14 @@ KABIN_GATEWAY_PROVISION_NAMESPACES=true .venv/bin/kabin gateway --port "$port" -
   >> "$logs/gateway.log" 2>&1 &
 gateway=$!
 hack/traefik.sh start "$root/.cluster/traefik" "$sessions_port" "$url" >/dev/null
-trap 'hack/traefik.sh stop "$root/.cluster/traefik"; kill -TERM $operator $gateway 2>/dev/null; wait $operator $gateway' INT TERM EXIT
+watcher=""
+stop() {
+  [[ -n $watcher ]] && kill "$watcher" 2>/dev/null
+  hack/traefik.sh stop "$root/.cluster/traefik"
+  kill -TERM $operator $gateway 2>/dev/null; wait $operator $gateway
+}
+trap stop EXIT
+trap 'exit 0' INT TERM  # Ctrl-C is how it ends: stop (above) runs on the way out
 
 # Examples go through admission (users stamped, environments checked): wait for it.
 for _ in $(seq 150); do
@@ -103,5 +110,4 @@ stops them; their logs are in .cluster/logs/ and .cluster/traefik/).
 MSG
 kubectl get sessions -n "$namespace" --watch &
 watcher=$!
-trap 'kill $watcher 2>/dev/null; hack/traefik.sh stop "$root/.cluster/traefik"; kill -TERM $operator $gateway 2>/dev/null; wait $operator $gateway' INT TERM EXIT
 wait $operator $gateway
