@@ -43,6 +43,11 @@ def local(url: str) -> tuple[str, dict[str, str]]:
     return address, {"Host": f"{parts.hostname}:{parts.port}"}
 
 
+async def delete(person: Person, session_id: str) -> None:
+    """The real node has two cores: each test gives its JupyterLab's back."""
+    await run("kubectl", "delete", "session", session_id, "-n", person.namespace, "--wait=true")
+
+
 async def ready_notebook(gateway: Gateway, me: Person) -> dict[str, Any]:
     """A notebook made by the real skaha client, once kabin says it is Ready."""
     from skaha.session import Session
@@ -112,20 +117,29 @@ async def test_a_notebook_opens_for_its_owner_only(gateway: Gateway, sessions: s
         )
         assert forged.status_code == 403
 
-        # A kernel runs code through the URL's websocket, as the owner.
-        base = url.split("/lab")[0] + "/"
-        api, _ = local(base + "api/")
-        jar = await http.get(address, headers={**headers, **bearer(me)})
-        xsrf = jar.cookies.get("_xsrf") or http.cookies.get("_xsrf")
-        assert xsrf, jar.headers
+    # A kernel runs code through the URL's websocket, as the owner.
+    api, kernel = await start_kernel(url, me)
+    assert await run_code(api, headers, me, kernel, "print(6*7)") == "42\n"
+    await delete(me, session_id)
+
+
+async def start_kernel(url: str, me: Person) -> tuple[str, str]:
+    """A Python kernel in the session's JupyterLab, started through its URL as `me`;
+    the API's URL (on loopback) and the kernel's id."""
+    address, headers = local(url)
+    base = url.split("/lab")[0] + "/"
+    api, _ = local(base + "api/")
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        page = await http.get(address, headers={**headers, **bearer(me)})
+        xsrf = page.cookies.get("_xsrf") or http.cookies.get("_xsrf")
+        assert xsrf, page.headers
         made = await http.post(
             api + "kernels",
             json={"name": "python3"},
             headers={**headers, **bearer(me), "X-XSRFToken": xsrf},
         )
         assert made.status_code == 201, made.text
-        kernel = made.json()["id"]
-    assert await run_code(api, headers, me, kernel, "print(6*7)") == "42\n"
+        return api, str(made.json()["id"])
 
 
 async def run_code(api: str, headers: dict[str, str], me: Person, kernel: str, code: str) -> str:
@@ -205,10 +219,16 @@ async def test_in_chromium_the_button_opens_jupyterlab_and_runs_code(
             host = urlsplit(lab.url).hostname
             assert host == f"here.{me.namespace}.sessions.localhost", lab.url
             await lab.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+            # The kernel started (the status bar says Idle), the cell's editor took the
+            # code: then run it.
+            await expect(lab.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(
+                timeout=120_000
+            )
             cell = lab.locator(".jp-Notebook .jp-Cell .cm-content").first
             await expect(cell).to_be_visible(timeout=60_000)
             await cell.click()
             await lab.keyboard.type("print(6*7)")
+            await expect(cell).to_have_text("print(6*7)")
             await lab.keyboard.press("Shift+Enter")
             await expect(lab.locator(".jp-OutputArea-output").first).to_have_text(
                 "42", timeout=60_000
@@ -218,3 +238,64 @@ async def test_in_chromium_the_button_opens_jupyterlab_and_runs_code(
             assert "kabin_session" not in cookies and "kabin_access" in cookies, cookies
         finally:
             await browser.close()
+            await delete(me, "here")
+
+
+@pytest.mark.timeout(540)
+async def test_an_idle_timeout_holds_while_a_kernel_works_and_ends_on_time(
+    gateway: Gateway, sessions: str
+) -> None:
+    """A notebook with a 2-minute idle timeout: code run every 50 s for 150 s keeps it
+    (the agent in the pod sees the busy kernel); once the work stops, it ends within
+    5 s of the deadline kabin shows."""
+    me = gateway.person()
+    async with httpx.AsyncClient(timeout=30) as http:
+        made = await http.post(
+            f"{gateway.skaha}/v1/session",
+            params={"name": "idle", "type": "notebook", "image": IMAGE, "timeout": "120"},
+            headers=bearer(me),
+        )
+    assert made.status_code == 200, made.text
+    session_id = made.text.strip()
+
+    async def status() -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            await run("kubectl", "get", "session", session_id, "-n", me.namespace, "-o", "json")
+        )
+        return dict(found.get("status") or {})
+
+    async def ready() -> dict[str, Any]:
+        now = await status()
+        conditions = {c["type"]: c["status"] for c in now.get("conditions", [])}
+        assert conditions.get("Ready") == "True", now
+        return now
+
+    url = (await eventually(ready, timeout=180, interval=1))["connectURL"]
+    api, kernel = await start_kernel(url, me)
+    _, headers = local(url)
+    started = time.monotonic()
+    while time.monotonic() - started < 150:
+        assert (
+            await run_code(api, headers, me, kernel, "import time; time.sleep(1); print(1)")
+            == "1\n"
+        )
+        now = await status()
+        assert now["phase"] == "Running", now
+        assert now["timeoutMode"] == "idle"
+        await asyncio.sleep(50)
+    # Past the first 120 s: the work held it.
+    assert (await status())["phase"] == "Running"
+
+    async def expired() -> dict[str, Any]:
+        now = await status()
+        assert now["phase"] == "Expired", now.get("phase")
+        return now
+
+    ended = await eventually(expired, timeout=200, interval=0.5)
+    from datetime import UTC, datetime
+
+    deadline = datetime.fromisoformat(ended["expiryTime"].replace("Z", "+00:00"))
+    late = (datetime.now(UTC) - deadline).total_seconds()
+    assert ended["reason"] == "IdleTimeout", ended
+    assert -1 <= late <= 5 + 1, f"ended {late:.1f} s after its deadline"  # 1 s: this poll
+    await delete(me, session_id)
