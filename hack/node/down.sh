@@ -60,10 +60,11 @@ for table in iptables ip6tables; do
       $table -t $t -F $chain 2>/dev/null && $table -t $t -X $chain 2>/dev/null
     done
   done
-  # The bridge plugin's masquerade chains of pods that are gone.
+  # The bridge plugin's masquerade chains of pods that are gone (by rule number: the
+  # rules carry quoted comments).
   for chain in $($table -t nat -S 2>/dev/null | awk '/^-N CNI-/ {print $2}'); do
-    while rule=$($table -t nat -S POSTROUTING | grep -m1 -- "-j $chain"); do
-      $table -t nat ${rule/-A/-D} 2>/dev/null || break
+    for number in $($table -t nat -L POSTROUTING -n --line-numbers | awk -v c="$chain" '$2 == c {print $1}' | sort -rn); do
+      $table -t nat -D POSTROUTING "$number" 2>/dev/null
     done
     $table -t nat -F "$chain" 2>/dev/null; $table -t nat -X "$chain" 2>/dev/null
   done
