@@ -18,7 +18,7 @@ help:
 	@echo "make cluster-down  stop it and remove its files"
 	@echo "make lint          ruff, mypy --strict, import-linter, hadolint"
 	@echo "make crds          regenerate crds/ from the pydantic models"
-	@echo "make chart         regenerate the chart's schema, the README's values table, manifests/"
+	@echo "make chart         regenerate the chart's schema, its values table (docs/operations.md), manifests/"
 	@echo "make image         build the image with buildah on Debian-made bases, and check it"
 	@echo "make chaos         the chaos suite at full size (tests/chaos)"
 	@echo "make docs          build the documentation site into build/site (mkdocs --strict)"
@@ -67,7 +67,7 @@ tools:
 image:
 	hack/image.sh
 
-# The chart's generated parts: values.schema.json and the README's values table (from the
+# The chart's generated parts: values.schema.json and the values table in docs/operations.md (from the
 # settings classes) and manifests/kabin.yaml (the chart rendered).
 chart: venv
 	$(BIN)/python hack/chart.py

@@ -4,8 +4,8 @@
   against it, so a misspelt key or a value out of range is refused naming it. The
   `operator.settings` and `gateway.settings` maps take the fields of `OperatorSettings`
   and `GatewaySettings`, with their types and limits (pydantic's JSON schema).
-- README.md, between `<!-- chart-values -->` and `<!-- /chart-values -->`: the values
-  table, defaults read from values.yaml, descriptions from the same schema.
+- docs/operations.md, between `<!-- chart-values -->` and `<!-- /chart-values -->`: the
+  values table, defaults read from values.yaml, descriptions from the same schema.
 - manifests/kabin.yaml: the chart rendered with its defaults (`helm template`), for
   `kubectl apply -k manifests` without Helm; so the chart is the one source of both.
 
@@ -33,7 +33,7 @@ from kabin.settings import GatewaySettings, OperatorSettings
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kabin"
 SCHEMA = CHART / "values.schema.json"
-README = ROOT / "README.md"
+VALUES_PAGE = ROOT / "docs" / "operations.md"
 MANIFESTS = ROOT / "manifests" / "kabin.yaml"
 # Without Helm nothing can make the gateway's CSRF secret once and keep it: the
 # manifests name one that the installer makes (docs/operations.md).
@@ -230,7 +230,7 @@ def settings_schema(cls: type[BaseSettings]) -> dict[str, Any]:
 
 
 def values_table() -> str:
-    """The README's table: every value with its default and description."""
+    """The values table: every value with its default and description."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     rows = ["| value | default | description |", "|---|---|---|"]
 
@@ -264,11 +264,11 @@ def settings_row(path: str, given: Any, prop: dict[str, Any]) -> str:
     return f"| `{path}` | `{json.dumps(given or {})}` | {cell(prop['description'])} |"
 
 
-def readme(text: str) -> str:
-    """README.md with its values table current."""
+def values_page(text: str) -> str:
+    """docs/operations.md with its values table current."""
     head, found, rest = text.partition(BEGIN)
     if not found or END not in rest:
-        raise SystemExit(f"README.md has no {BEGIN} … {END} section")
+        raise SystemExit(f"docs/operations.md has no {BEGIN} … {END} section")
     return f"{head}{BEGIN}\n{values_table()}{END}{rest.split(END, 1)[1]}"
 
 
@@ -291,7 +291,7 @@ def manifests() -> str:
 def main(check: bool) -> int:
     wanted = {
         SCHEMA: json.dumps(schema(), indent=2) + "\n",
-        README: readme(README.read_text()),
+        VALUES_PAGE: values_page(VALUES_PAGE.read_text()),
         MANIFESTS: manifests(),
     }
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]

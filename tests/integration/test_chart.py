@@ -81,7 +81,7 @@ async def test_a_bad_value_is_refused_naming_it(helm: str, value: str, says: str
 
 
 async def test_the_generated_parts_are_current() -> None:
-    """manifests/kabin.yaml is the chart rendered, and the schema and the README's values
+    """manifests/kabin.yaml is the chart rendered, and the schema and the operations page's values
     table follow the settings classes: `make chart` made them from this tree."""
     result = await command(sys.executable, str(ROOT / "hack" / "chart.py"), "--check")
     assert result.code == 0, result.err

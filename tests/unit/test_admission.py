@@ -334,3 +334,16 @@ def test_only_the_owner_changes_a_drives_access(
 def test_session_count(active: int, most: int, refused: bool) -> None:
     problem = check_session_count(user="alice", active=active, most=most)
     assert (problem is not None) == refused
+
+
+def test_an_environment_may_not_run_sessions_as_the_agents_uid() -> None:
+    from kabin.logic.admission import check_agent_uid
+
+    as_agent = EnvironmentConfigSpec.model_validate(
+        {"image": "x:1", "podOverrides": {"securityContext": {"runAsUser": 1999999}}}
+    )
+    refused = check_agent_uid(as_agent, 1999999)
+    assert refused is not None and refused.field == "spec.environment"
+    assert "reserved for kabin's agent" in refused.message
+    assert check_agent_uid(CAPPED, 1999999) is None
+    assert check_agent_uid(None, 1999999) is None

@@ -72,7 +72,7 @@ async def skaha_errors(
             headers={"WWW-Authenticate": 'Bearer realm="kabin"'},
         )
     except ident.TooMany as e:
-        return too_many(e)
+        return e.response()
     except errors.KabinError as e:
         status = _status_of(e)
         headers = {"Retry-After": RETRY_AFTER} if status == 503 else {}
@@ -99,16 +99,6 @@ async def skaha_errors(
                 text=f"{e.text}\n", status=e.status, content_type="text/plain", headers=kept
             )
         raise
-
-
-def too_many(e: ident.TooMany) -> web.Response:
-    """429 with Retry-After, as text."""
-    return web.Response(
-        text=f"{e}\n",
-        status=429,
-        content_type="text/plain",
-        headers={"Retry-After": str(e.retry_after)},
-    )
 
 
 def application(kube: Kube, authenticate: ident.SignIn) -> web.Application:

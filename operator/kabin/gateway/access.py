@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -125,7 +125,7 @@ async def check(request: web.Request) -> web.StreamResponse:
     try:
         who = await access.sign_in(token, client.strip())
     except ident.TooMany as e:
-        return web.Response(text=f"{e}\n", status=429, headers={"Retry-After": str(e.retry_after)})
+        return e.response()
     except ident.Unauthenticated:
         if request.headers.get("Authorization"):
             return _unauthorized()
@@ -175,8 +175,6 @@ def _signin(
 ) -> web.Response:
     """`<base path>_kabin/signin?ticket=` on the session's host: the ticket becomes its
     cookie, and the browser goes on to the path it asked for."""
-    from urllib.parse import parse_qs
-
     assert access.origin is not None
     host = access.origin.host(namespace, name)
     secure = access.origin.scheme == "https"

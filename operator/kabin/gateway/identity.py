@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from aiohttp import web
+
 log = logging.getLogger("kabin.gateway")
 
 
@@ -176,6 +178,12 @@ class TooMany(Exception):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def response(self) -> web.HTTPTooManyRequests:
+        """The answer: 429, the message as text, and when to try again."""
+        return web.HTTPTooManyRequests(
+            text=f"{self}\n", headers={"Retry-After": str(self.retry_after)}
+        )
 
 
 class FailedSignIns:

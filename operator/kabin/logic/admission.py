@@ -284,3 +284,16 @@ def check_session_count(*, user: str, active: int, most: int) -> Problem | None:
         f'"{user}" already has {active} interactive sessions, the most one user may have at '
         "once; delete one first",
     )
+
+
+def check_agent_uid(environment: EnvironmentConfigSpec | None, agent_uid: int) -> Problem | None:
+    """The agent's UID is its own: an environment may not run sessions as it (they share
+    its process namespace, and would read its token)."""
+    overrides = environment.pod_overrides if environment else None
+    security = (overrides.security_context if overrides else None) or {}
+    if security.get("runAsUser") != agent_uid:
+        return None
+    return Problem(
+        "spec.environment",
+        f"EnvironmentConfig runs sessions as UID {agent_uid}, which is reserved for kabin's agent",
+    )

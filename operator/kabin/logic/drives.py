@@ -21,6 +21,7 @@ from kabin.api.names import (
 )
 from kabin.api.session import SessionSpec
 from kabin.logic import locks
+from kabin.logic.admission import check_default_drive
 from kabin.logic.locks import Decision
 from kabin.logic.status.model import DriveView
 
@@ -163,11 +164,6 @@ def status_of(
     )
 
 
-def owns(drive: dict[str, Any], user: str) -> bool:
-    """Whether `user` owns the Drive (spec.owner, stamped at admission)."""
-    return (drive.get("spec") or {}).get("owner") == user
-
-
 def claimants(
     sessions: list[dict[str, Any]],
     pods: list[dict[str, Any]],
@@ -232,10 +228,13 @@ def view(
     user when the drive is their default one, which is used only if it is theirs."""
     if drive is None:
         return DriveView(name, False, Reason.DRIVE_NOT_FOUND, f'Drive "{name}" does not exist')
-    if default_for is not None and not owns(drive, default_for):
+    if default_for is not None:
+        # The rule admission applies too: so a session admitted before someone made the
+        # drive under its user's default name still never gets it.
         owner = (drive.get("spec") or {}).get("owner")
-        message = f'the default drive "{name}" belongs to "{owner}", not to "{default_for}"'
-        return DriveView(name, False, Reason.DRIVE_NOT_OWNED, message)
+        refused = check_default_drive(drive=name, owner=owner, user=default_for)
+        if refused is not None:
+            return DriveView(name, False, Reason.DRIVE_NOT_OWNED, refused.message)
     held = DriveStatus.model_validate(drive.get("status") or {})
     if held.holder is not None and held.holder.session == session:
         return DriveView(name, True)

@@ -19,8 +19,8 @@ from kabin.k8s import objects
 from kabin.logic.admission import (
     Operation,
     Policy,
-    Problem,
     check_access_change,
+    check_agent_uid,
     check_default_drive,
     check_drive_access,
     check_session,
@@ -204,19 +204,9 @@ async def session_fits(
         policy=Policy.of(ours),
         old=previous,
     )
-    security = (
-        environment.spec.pod_overrides.security_context
-        if environment and environment.spec.pod_overrides
-        else None
-    ) or {}
-    if security.get("runAsUser") == ours.agent_uid:
-        problems.append(
-            Problem(
-                "spec.environment",
-                f"EnvironmentConfig runs sessions as UID {ours.agent_uid}, which is reserved "
-                "for kabin's agent",
-            )
-        )
+    uid = check_agent_uid(environment.spec if environment else None, ours.agent_uid)
+    if uid is not None:
+        problems.append(uid)
     if (
         previous is None
         and not problems

@@ -64,9 +64,7 @@ def install(
                 identity = await authenticate(credential, request.remote or "")
             request[pages.TOKEN] = credential
         except TooMany as e:
-            raise web.HTTPTooManyRequests(
-                text=str(e), headers={"Retry-After": str(e.retry_after)}
-            ) from None
+            raise e.response() from None
         except Unauthenticated:
             if request.method == "GET" and request.path != "/events":
                 raise web.HTTPSeeOther("/signin") from None

@@ -132,9 +132,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         with request.app[STREAMS].hold(visitor.identity.user):
             return await _stream(request)
     except TooMany as e:
-        raise web.HTTPTooManyRequests(
-            text=str(e), headers={"Retry-After": str(e.retry_after)}
-        ) from None
+        raise e.response() from None
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
