@@ -271,6 +271,8 @@ async def test_replicas_times_a_pod_are_capped_at_create_and_at_scale(gateway: G
         "kubectl", "get", "session", "wide", "-n", me.namespace, "-o", "jsonpath={.spec.replicas}"
     )
     assert replicas == "8"
+    # 64 cores asked: give the simulated nodes back to the tests after this one.
+    await run("kubectl", "delete", "session", "wide", "-n", me.namespace, "--wait=true")
 
 
 async def test_one_user_has_at_most_five_interactive_sessions(gateway: Gateway) -> None:
@@ -306,6 +308,7 @@ async def test_one_user_has_at_most_five_interactive_sessions(gateway: Gateway) 
         )
         assert theirs.status_code == 200, theirs.text
     assert len(await sessions_in(me.namespace)) == 6
+    await run("kubectl", "delete", "sessions", "--all", "-n", me.namespace, "--wait=true")
 
 
 # -- the gateway under a flood -------------------------------------------------------
