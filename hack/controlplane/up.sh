@@ -66,7 +66,7 @@ else
   kwokctl create cluster "${args[@]}" >&2
 fi
 
-kc apply --server-side -f "$here/topology.yaml" >/dev/null
+kc apply --server-side --force-conflicts -f "$here/topology.yaml" >/dev/null
 kc wait --for=condition=Ready node --selector type=kwok --timeout=60s >/dev/null
 "$root/hack/node/up.sh"
 echo "export KUBECONFIG=$kubeconfig"

@@ -21,6 +21,12 @@ stop() {  # stop <name>: SIGTERM by saved pid, then SIGKILL after 10 s
   rm -f "$pidfile"
 }
 
+# The drives' provisioner, and its StorageClass: the simulated one is the default again.
+stop local-path
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+kc delete storageclass kabin-local --ignore-not-found --wait=false >/dev/null 2>&1
+kc annotate storageclass kabin-sim storageclass.kubernetes.io/is-default-class=true --overwrite >/dev/null 2>&1
+
 # The pods first, through the runtime, so CNI DEL removes their addresses and NAT.
 stop kubelet
 if [[ -S $run/containerd.sock ]]; then
@@ -38,7 +44,7 @@ done
 stop kube-proxy
 command -v kube-proxy >/dev/null && kube-proxy --cleanup >/dev/null 2>&1
 stop containerd
-kubectl --kubeconfig "$kubeconfig" delete node "$node" --wait=false >/dev/null 2>&1
+kc delete node "$node" --wait=false >/dev/null 2>&1
 
 # The host as it was.
 if [[ -f $state/sysctls.saved ]]; then

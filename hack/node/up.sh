@@ -37,7 +37,13 @@ kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 alive() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
 ready() { [[ $(kc get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]; }
 
-if alive kubelet && alive containerd && alive kube-proxy && ready; then
+# The real node's drives are the default StorageClass (the control plane's topology, applied
+# again on each start, marks the simulated one default).
+local_default() {
+  kc annotate storageclass kabin-sim storageclass.kubernetes.io/is-default-class=false --overwrite >/dev/null
+}
+if alive kubelet && alive containerd && alive kube-proxy && alive local-path && ready; then
+  local_default
   echo "real node $node is already running" >&2
   exit 0
 fi
@@ -55,8 +61,9 @@ ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i
 } > "$state/sysctls.saved"
 : > "$state/created-dirs"
 # /var/lib/kabin-sim: the simulated StorageClass's volumes are hostPath directories there.
+# /var/lib/kabin-drives: the drives of the `kabin-local` StorageClass (below).
 for dir in /var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd /run/netns \
-  /var/lib/kabin-sim; do
+  /var/lib/kabin-sim /var/lib/kabin-drives; do
   [[ -e $dir ]] || echo "$dir" >> "$state/created-dirs"
 done
 # kernel.panic_on_oops=1 (the kubelet's default) turns an oops into a reboot; the
@@ -184,3 +191,67 @@ if ! ready; then
   exit 1
 fi
 echo "real node $node is Ready ($ip, pods in $pod_cidr)" >&2
+
+# -- storage: rancher's local-path-provisioner, the default StorageClass ------------
+# A drive is a directory under /var/lib/kabin-drives, made by a helper pod on this node
+# (mode 0777: sessions run as any non-root UID) and removed when its volume is deleted.
+# Every node of this cluster is this machine, so the directory is on a filesystem all of
+# them share: local-path's shared-filesystem mode, which binds at once (a Drive is
+# Available before any session), allows ReadWriteMany, and pins no drive to a node.
+# local-path cannot grow a volume: the simulated `kabin-sim` class, no longer the
+# default, keeps that (and any cluster without a real node).
+provisioner=$("$root/hack/tools/build.sh" local-path)
+install -d -m 0711 /var/lib/kabin-drives
+echo '{"sharedFileSystemPath": "/var/lib/kabin-drives"}' > "$state/local-path.json"
+cat > "$state/local-path-helper.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: helper-pod}
+spec:
+  nodeSelector: {kabin.dev/node: real}
+  tolerations: [{key: kabin.dev/real-node, operator: Exists, effect: NoSchedule}]
+  securityContext: {runAsUser: 0}
+  containers:
+  - name: helper-pod
+    image: localhost/kabin-busybox:1
+    imagePullPolicy: Never
+EOF
+kc apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata: {name: kabin-storage}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: kabin-storage}
+data:
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "$VOL_DIR"
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner, namespace: kabin-storage}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: kabin-local
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+local_default
+"$provisioner" start --kubeconfig "$kubeconfig" --namespace kabin-storage \
+  --config "$state/local-path.json" --helper-pod-file "$state/local-path-helper.yaml" \
+  --helper-image localhost/kabin-busybox:1 --service-account-name local-path-provisioner \
+  --configmap-name local-path-config --provisioner-name rancher.io/local-path \
+  > "$state/local-path.log" 2>&1 &
+echo $! > "$state/local-path.pid"
+echo "drives: StorageClass kabin-local (local-path-provisioner) in /var/lib/kabin-drives" >&2

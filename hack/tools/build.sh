@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool|traefik.
+# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool|traefik|local-path.
 #
 # The version is pinned in the go.mod of the wrapper module beside this script
 # (helm/, promtool/); the binary is cached outside the checkout, keyed by that
 # go.mod and go.sum, so every clone on this machine reuses it. Prints its path.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: build.sh helm|promtool|traefik}
+tool=${1:?usage: build.sh helm|promtool|traefik|local-path}
 modver() { awk -v m="$2" '$1 == m || ($1 == "require" && $2 == m) {print ($1 == m ? $2 : $3); exit}' "$here/$1/go.mod"; }
 case $tool in
   helm)
@@ -24,6 +24,9 @@ case $tool in
   traefik)
     pkg=github.com/traefik/traefik/v3/cmd/traefik
     ldflags="-X github.com/traefik/traefik/v3/pkg/version.Version=$(modver traefik github.com/traefik/traefik/v3)" ;;
+  local-path)
+    pkg=github.com/rancher/local-path-provisioner
+    ldflags="-X main.VERSION=$(modver local-path github.com/rancher/local-path-provisioner)" ;;
   *) echo "build.sh: unknown tool $tool" >&2; exit 2 ;;
 esac
 sum=$(cat "$0" "$here/$tool/go.mod" "$here/$tool/go.sum" | sha256sum | cut -c1-12)

@@ -382,7 +382,9 @@ async def test_growing_a_drive_expands_its_pvc(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
     core = client.CoreV1Api(api)
-    await apply(namespace, drive("grow", size="1Gi"))
+    # The simulated class: the real node's local-path volumes are directories, which
+    # no resizer grows.
+    await apply(namespace, drive("grow", size="1Gi", storageClassName="kabin-sim"))
 
     async def capacity(size: str) -> None:
         obj = await get(api, "drives", namespace, "grow")
@@ -390,10 +392,12 @@ async def test_growing_a_drive_expands_its_pvc(
         assert obj["status"]["phase"] == "Available"
 
     await eventually(lambda: capacity("1Gi"))
-    await apply(namespace, drive("grow", size="5Gi"))
+    await apply(namespace, drive("grow", size="5Gi", storageClassName="kabin-sim"))
     await eventually(lambda: capacity("5Gi"))
     pvc = await core.read_namespaced_persistent_volume_claim("drive-grow", namespace)
     assert pvc.spec.resources.requests["storage"] == "5Gi"
-    shrink = await kubectl_apply(drive("grow", size="2Gi"), namespace=namespace)
+    shrink = await kubectl_apply(
+        drive("grow", size="2Gi", storageClassName="kabin-sim"), namespace=namespace
+    )
     assert shrink.code != 0
     assert "may only grow: 2Gi is smaller than 5Gi" in shrink.err
