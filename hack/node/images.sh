@@ -4,7 +4,8 @@
 #   localhost/kabin-pause:1    the pod sandbox (hack/node/pause, a static Go binary)
 #   localhost/kabin-busybox:1  Debian's busybox-static, for tests and probes
 #   localhost/kabin-<name>:1   the session images of images/<name>/Containerfile, on
-#                              the Debian bases of hack/bases.sh
+#                              the Debian bases of hack/bases.sh: notebook (JupyterLab),
+#                              ssh (OpenSSH), desktop (IceWM, TigerVNC, noVNC)
 #   localhost/kabin:<version>  kabin's own image (hack/image.sh), the agent sidecar's
 #
 # images.sh build            build the archives that are missing; print their paths
@@ -101,7 +102,8 @@ kabin_image() {  # kabin's own image, for the agent: rebuilt when its sources ch
   echo "$out"
 }
 
-archives=("$(pause)" "$(busybox)" "$(session_image notebook)" "$(kabin_image)")
+archives=("$(pause)" "$(busybox)" "$(kabin_image)")
+for dir in "$root"/images/*/; do archives+=("$(session_image "$(basename "$dir")")"); done
 case "${1:-build}" in
   build) printf '%s\n' "${archives[@]}" ;;
   import)
