@@ -60,6 +60,17 @@ http:
         address: "${gateway%/}/_kabin/auth"
         # Traefik sets X-Forwarded-Host and -Uri itself; a client's are not believed.
         trustForwardHeader: false
+    # While a session's pods are not Ready yet (or Traefik has not seen them Ready), a
+    # page that reloads by itself instead of a bare 502/503.
+    kabin-starting:
+      errors:
+        status: ["502-503"]
+        service: kabin-gateway
+        query: /_kabin/starting
+  services:
+    kabin-gateway:
+      loadBalancer:
+        servers: [{url: "${gateway%/}"}]
 EOF
   cat > "$dir/traefik.yaml" <<EOF
 entryPoints:
@@ -70,6 +81,10 @@ providers:
     endpoint: "$server"
     token: "$token"
     certAuthFilePath: "$ca"
+    # A session's route exists as soon as its Ingress does (503 until its pods are
+    # Ready, shown as the starting page), and changes apply at once.
+    allowEmptyServices: true
+    throttleDuration: 0s
   file:
     filename: "$dir/dynamic.yaml"
 log:

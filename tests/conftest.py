@@ -197,7 +197,9 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
         # Each session on a host of its own, checked by the gateway through Traefik.
         "KABIN_SESSIONS_URL": SESSIONS_URL,
         "KABIN_INGRESS_ANNOTATIONS": json.dumps(
-            {"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file"}
+            {
+                "traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file,kabin-starting@file"
+            }
         ),
         # Real pods run kabin's own image as their agent, and reach the API server at
         # the machine's address (its certificate does not name the Service address).

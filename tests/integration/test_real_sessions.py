@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, Person
-from tests.support import eventually, run
+from tests.support import command, eventually, run
 
 pytestmark = pytest.mark.integration
 
@@ -185,39 +187,25 @@ async def run_code(api: str, headers: dict[str, str], me: Person, kernel: str, c
     return out
 
 
-async def test_in_chromium_the_button_opens_jupyterlab_and_runs_code(
+@pytest.mark.timeout(600)
+async def test_in_chromium_the_button_opens_jupyterlab_runs_code_and_saves_to_the_drive(
     gateway: Gateway, sessions: str
 ) -> None:
     """Sign in, start a notebook with the form, click its JupyterLab button when it
     appears: JupyterLab loads on the session's own host (the dashboard sent the browser
-    there with a one-minute ticket), a notebook runs print(6*7) and shows 42."""
+    there with a one-minute ticket), a notebook runs print(6*7) and shows 42. Saved, the
+    notebook is on the user's drive: after the session is deleted, a new one on the same
+    drive lists it."""
     from playwright.async_api import async_playwright, expect
 
-    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, signed_in
 
     me = gateway.person()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = await signed_in(browser, gateway, me)
-            await page.get_by_role("link", name="Start a session").click()
-            await choose(page, "JupyterLab (runs here)")
-            await page.get_by_label("Name").fill("here")
-            await page.get_by_role("button", name="Start session").click()
-            card = session_card(page, "here")
-            button = card.get_by_role("link", name="JupyterLab")
-            started = time.monotonic()
-            await expect(button).to_be_visible(timeout=180_000)
-            print(f"JupyterLab button {time.monotonic() - started:.1f} s after the click")
-            async with page.context.expect_page() as opened:
-                await button.click()
-            lab = await opened.value
-            try:
-                await expect(lab.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
-            except AssertionError as e:  # say where the browser ended, and what it shows
-                raise AssertionError(f"{lab.url}: {await lab.content()}"[:2000]) from e
-            host = urlsplit(lab.url).hostname
-            assert host == f"here.{me.namespace}.sessions.localhost", lab.url
+            lab = await start_and_open(page, me, "here")
             await lab.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
             # The kernel started (the status bar says Idle), the cell's editor took the
             # code: then run it.
@@ -236,9 +224,67 @@ async def test_in_chromium_the_button_opens_jupyterlab_and_runs_code(
             # The dashboard's cookie never reaches the session's host: another origin.
             cookies = {c["name"] for c in await page.context.cookies(lab.url)}
             assert "kabin_session" not in cookies and "kabin_access" in cookies, cookies
+
+            # Saved, the notebook is on the user's drive (JupyterLab asks to name it on
+            # its first save): it outlives the session.
+            await lab.keyboard.press("Control+s")
+            dialog = lab.locator(".jp-Dialog")
+            await expect(dialog).to_be_visible(timeout=30_000)
+            await dialog.get_by_role("textbox", name="File name").fill("answer.ipynb")
+            await dialog.get_by_role("button", name="Rename").click()
+            saved = lab.locator(".jp-DirListing-item", has_text="answer.ipynb")
+            await expect(saved).to_be_visible(timeout=30_000)
+            await lab.close()
+            await delete(me, "here")
+            await page.goto(f"{gateway.url}/")
+            again = await start_and_open(page, me, "again")
+            found = again.locator(".jp-DirListing-item", has_text="answer.ipynb")
+            await expect(found).to_be_visible(timeout=60_000)
+            await found.dblclick()
+            await expect(again.locator(".jp-OutputArea-output").first).to_have_text(
+                "42", timeout=60_000
+            )
         finally:
             await browser.close()
-            await delete(me, "here")
+            for name in ("here", "again"):
+                await run(
+                    "kubectl",
+                    "delete",
+                    "session",
+                    name,
+                    "-n",
+                    me.namespace,
+                    "--ignore-not-found",
+                    "--wait=true",
+                )
+
+
+async def start_and_open(page: Any, me: Person, name: str) -> Any:
+    """Start a JupyterLab (runs here) session with the dashboard's form, click its
+    JupyterLab button when it appears; the JupyterLab page, loaded."""
+    from playwright.async_api import expect
+
+    from tests.integration.test_dashboard import choose, session_card
+
+    await page.get_by_role("link", name="Start a session").click()
+    await choose(page, "JupyterLab (runs here)")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_role("button", name="Start session").click()
+    card = session_card(page, name)
+    button = card.get_by_role("link", name="JupyterLab")
+    started = time.monotonic()
+    await expect(button).to_be_visible(timeout=180_000)
+    print(f"JupyterLab button {time.monotonic() - started:.1f} s after the click")
+    async with page.context.expect_page() as opened:
+        await button.click()
+    lab = await opened.value
+    try:
+        await expect(lab.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+    except AssertionError as e:  # say where the browser ended, and what it shows
+        raise AssertionError(f"{lab.url}: {await lab.content()}"[:2000]) from e
+    host = urlsplit(lab.url).hostname
+    assert host == f"{name}.{me.namespace}.sessions.localhost", lab.url
+    return lab
 
 
 @pytest.mark.timeout(540)
@@ -299,3 +345,178 @@ async def test_an_idle_timeout_holds_while_a_kernel_works_and_ends_on_time(
     assert ended["reason"] == "IdleTimeout", ended
     assert -1 <= late <= 5 + 1, f"ended {late:.1f} s after its deadline"  # 1 s: this poll
     await delete(me, session_id)
+
+
+async def make_namespace(gateway: Gateway, person: Person) -> None:
+    """The person's namespace, made by the gateway on their first request."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.get(f"{gateway.skaha}/v1/session", headers=bearer(person))
+        assert answer.is_success, answer.text
+
+
+async def ready_session(person: Person, name: str) -> dict[str, Any]:
+    async def ready() -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            await run("kubectl", "get", "session", name, "-n", person.namespace, "-o", "json")
+        )
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
+        assert conditions.get("Ready", {}).get("status") == "True", found.get("status")
+        return found
+
+    return await eventually(ready, timeout=180, interval=1)
+
+
+async def activity_from(person: Person, name: str, source: str) -> None:
+    """The session's last activity came from `source`, as its agent reported it (the
+    agent writes at most once a minute: the session's start may have used that turn)."""
+
+    async def seen() -> None:
+        found = json.loads(
+            await run("kubectl", "get", "session", name, "-n", person.namespace, "-o", "json")
+        )
+        assert found["status"].get("lastActivitySource") == source, found["status"]
+
+    await eventually(seen, timeout=100, interval=2)
+
+
+async def test_the_ssh_connect_string_logs_in_with_the_users_key(
+    gateway: Gateway, sessions: str, tmp_path: Path
+) -> None:
+    """An ssh session on the real node: its connect string, with the user's key, logs in
+    as the user and runs a command in the pod, on the drive that is its home; another
+    key is refused."""
+    me = gateway.person()
+    await make_namespace(gateway, me)
+    for name in ("mine", "theirs"):
+        await run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name))
+    manifest = {
+        "apiVersion": "kabin.dev/v1alpha1",
+        "kind": "Session",
+        "metadata": {"name": "shell"},
+        "spec": {
+            "type": "ssh",
+            "environment": "ssh-local",
+            "env": [{"name": "SSH_AUTHORIZED_KEYS", "value": (tmp_path / "mine.pub").read_text()}],
+        },
+    }
+    await run(
+        "kubectl", "apply", "--as", me.user, "--as-group", "kabin:users", "-n", me.namespace,
+        "-f", "-", stdin=json.dumps(manifest),
+    )  # fmt: skip
+    try:
+        obj = await ready_session(me, "shell")
+        connect = obj["status"]["connectURL"]
+        found = re.fullmatch(r"ssh -p (\d+) (\S+)@(\S+)", connect)
+        assert found, connect
+        port, user = found.group(1), found.group(2)
+        assert user == me.user
+
+        def ssh(key: str, *remote: str) -> list[str]:
+            return [
+                "ssh", "-i", str(tmp_path / key), "-p", port, "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
+                f"{user}@127.0.0.1", *remote,
+            ]  # fmt: skip
+
+        out = await run(*ssh("mine", "echo hello from $(hostname) as $(whoami) in $PWD"))
+        assert out.strip() == f"hello from shell-1 as {me.user} in /home/user", out
+        refused = await command(*ssh("theirs", "true"), within=30)
+        assert refused.code == 255 and "Permission denied" in refused.err, refused
+        # While someone is logged in, the agent in the pod sees the ssh connection.
+        held = await asyncio.create_subprocess_exec(
+            *ssh("mine", "sleep 120"), stdout=asyncio.subprocess.DEVNULL
+        )
+        try:
+            await activity_from(me, "shell", "ssh")
+        finally:
+            held.kill()
+            await held.wait()
+    finally:
+        await delete(me, "shell")
+
+
+@pytest.mark.timeout(600)
+async def test_in_chromium_the_desktop_button_opens_a_connected_novnc(
+    gateway: Gateway, sessions: str
+) -> None:
+    """A desktop session on the real node, started with the dashboard's form: its
+    Desktop button opens noVNC on the session's own host, which connects to the VNC
+    server through the websocket and draws the desktop."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+
+    me = gateway.person()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await signed_in(browser, gateway, me)
+            await page.get_by_role("link", name="Start a session").click()
+            await choose(page, "Desktop (runs here)")
+            await page.get_by_label("Name").fill("desk")
+            await page.get_by_role("button", name="Start session").click()
+            button = session_card(page, "desk").get_by_role("link", name="Desktop")
+            await expect(button).to_be_visible(timeout=180_000)
+            async with page.context.expect_page() as opened:
+                await button.click()
+            novnc = await opened.value
+            assert urlsplit(novnc.url).hostname == f"desk.{me.namespace}.sessions.localhost"
+            # noVNC says it is connected, and its canvas has the desktop's size.
+            await expect(novnc.locator("#noVNC_status")).to_contain_text(
+                "Connected", timeout=60_000
+            )
+            canvas = novnc.locator("#noVNC_container canvas")
+            await expect(canvas).to_be_visible(timeout=30_000)
+            size = await canvas.evaluate("c => [c.width, c.height]")
+            assert size[0] > 100 and size[1] > 100, size
+            # The agent in the pod sees the browser's VNC connection as activity.
+            await activity_from(me, "desk", "desktop")
+        finally:
+            await browser.close()
+            await run(
+                "kubectl", "delete", "session", "desk", "-n", me.namespace,
+                "--ignore-not-found", "--wait=true",
+            )  # fmt: skip
+
+
+async def test_before_its_pods_are_ready_a_session_url_shows_a_page_that_reloads(
+    gateway: Gateway, sessions: str
+) -> None:
+    """A session whose interface does not answer yet (a simulated notebook: nothing in
+    its pod opens the readiness gate) has its route already: its owner gets kabin's
+    starting page, which reloads by itself, not the ingress controller's bare error;
+    anyone else still gets 401."""
+    me = gateway.person()
+    async with httpx.AsyncClient(timeout=30) as http:
+        made = await http.post(
+            f"{gateway.skaha}/v1/session",
+            params={
+                "name": "early",
+                "type": "notebook",
+                "image": "quay.io/jupyter/scipy-notebook:2025-06-02",
+            },
+            headers=bearer(me),
+        )
+        assert made.status_code == 200, made.text
+    session_id = made.text.strip()
+    try:
+        await eventually(
+            lambda: run("kubectl", "get", "ingress", session_id, "-n", me.namespace),
+            timeout=60,
+        )
+        url = json.loads(
+            await run("kubectl", "get", "session", session_id, "-n", me.namespace, "-o", "json")
+        )["status"]["connectURL"]
+        address, headers = local(url)
+        async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+
+            async def starting() -> None:
+                answer = await http.get(address, headers={**headers, **bearer(me)})
+                assert answer.status_code == 503, (answer.status_code, answer.text[:300])
+                assert "is starting" in answer.text and 'http-equiv="refresh"' in answer.text
+
+            await eventually(starting, timeout=30)
+            assert (await http.get(address, headers=headers)).status_code == 401
+    finally:
+        await delete(me, session_id)

@@ -216,10 +216,31 @@ async def open_session(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(access.ticket(token, namespace, name, request.query.get("next", "/")))
 
 
+STARTING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>Starting</title></head>
+<body><p>This session's interface is starting: this page reloads by itself.</p></body></html>
+"""
+
+
+async def starting(request: web.Request) -> web.Response:
+    """`GET /_kabin/starting`: the page the ingress controller shows, instead of its own
+    502 or 503, while a session's route is not yet served (its pods are not Ready yet, or
+    the controller has not seen them Ready): it reloads until the interface answers.
+    The interface answers ready a moment before every router knows it."""
+    return web.Response(
+        status=503,
+        text=STARTING,
+        content_type="text/html",
+        headers={"Retry-After": "2", "Cache-Control": "no-store"},
+    )
+
+
 ACCESS = web.AppKey("access", Access)
 
 
 def install(app: web.Application, access: Access) -> None:
     app[ACCESS] = access
     app.router.add_get("/_kabin/auth", check, allow_head=False)
+    app.router.add_get("/_kabin/starting", starting, allow_head=False)
     app.router.add_get("/open/{namespace}/{name}", open_session, allow_head=False)
