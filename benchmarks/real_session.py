@@ -2,8 +2,10 @@
 
 On the local control plane's real node, with warm images, side by side in one run:
 
-- bare: a pod of `localhost/kabin-notebook:1` on the real node, from its create until
-  JupyterLab answers 200 on the pod's address;
+- pod: a pod of `localhost/kabin-notebook:1` on the real node, from its create until
+  JupyterLab answers 200 on the pod's address (the floor);
+- bare: the same pod behind a plain ClusterIP Service, until JupyterLab answers 200 on
+  the Service's address (kube-proxy): the baseline the ratios are against;
 - kabin: a notebook Session (`kubectl apply`, the `notebook-local` environment) from its
   apply until JupyterLab answers 200 through its connectURL (Traefik, the gateway's
   access check, the owner's bearer token);
@@ -40,6 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 IMAGE = "localhost/kabin-notebook:1"
+# Traefik's middlewares on session Ingresses, as make up sets them (hack/traefik.sh).
+MIDDLEWARES = "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"
 REAL = {
     "nodeSelector": {"kabin.dev/node": "real"},
     "tolerations": [{"key": "kabin.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
@@ -85,11 +89,11 @@ async def until_200(url: str, headers: dict[str, str], within: float = 300) -> N
     raise TimeoutError(url)
 
 
-async def bare(namespace: str, n: int) -> float:
-    """A pod of the same image on the real node, from its create until JupyterLab answers
-    on the pod's own address. (Behind a ClusterIP Service it did not answer reliably in
-    this setup while kabin ran: see docs/performance.md; the pod address is the floor.)"""
-    name = f"bare{n}"
+async def bare(namespace: str, n: int, *, service: bool) -> float:
+    """A pod of the same image on the real node, from its create until JupyterLab answers:
+    behind a plain ClusterIP Service (kube-proxy), or on the pod's own address (the
+    floor: no Service to wait for)."""
+    name = f"bare{n}{'s' if service else 'p'}"
     base = f"/session/notebook/{namespace}/{name}/"
     pod = {
         "apiVersion": "v1",
@@ -111,15 +115,33 @@ async def bare(namespace: str, n: int) -> float:
             ],
         },
     }
+    plain = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 8888}]},
+    }
     start = time.monotonic()
-    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
-    ip = ""
-    while not ip:
-        ip = kubectl("get", "pod", name, "-n", namespace, "-o", "jsonpath={.status.podIP}")
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {"kind": "List", "apiVersion": "v1", "items": [pod, plain] if service else [pod]}
+        ),
+    )
+    address = ""
+    while not address:
+        which = (
+            ("service", "jsonpath={.spec.clusterIP}")
+            if service
+            else ("pod", "jsonpath={.status.podIP}")
+        )
+        address = kubectl("get", which[0], name, "-n", namespace, "-o", which[1])
         await asyncio.sleep(0.1)
-    await until_200(f"http://{ip}:8888{base}lab", {})
+    await until_200(f"http://{address}:8888{base}lab", {})
     took = time.monotonic() - start
-    kubectl("delete", "pod", name, "-n", namespace, "--wait=true")
+    kubectl("delete", "pod,service" if service else "pod", name, "-n", namespace, "--wait=true")
     return took
 
 
@@ -215,7 +237,7 @@ async def main() -> None:
         "KABIN_METRICS_PORT": "0",
         "KABIN_SESSIONS_URL": sessions,
         "KABIN_INGRESS_ANNOTATIONS": json.dumps(
-            {"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file"}
+            {"traefik.ingress.kubernetes.io/router.middlewares": MIDDLEWARES}
         ),
         "KABIN_AGENT_IMAGE": "localhost/kabin:0.1.0",
         "KABIN_AGENT_API_SERVER": f"{node_ip}:{server.rsplit(':', 1)[1]}",
@@ -258,12 +280,13 @@ async def main() -> None:
             "kabin:users",
             stdin=json.dumps(drive),
         )
-        results: dict[str, list[float]] = {"bare": [], "kabin": [], "click": []}
+        results: dict[str, list[float]] = {"pod": [], "bare": [], "kabin": [], "click": []}
         # Bare pods in a plain namespace of their own: no kabin, no guards.
         kubectl("create", "namespace", plain)
-        await bare(plain, 0)  # warm: the image's first start
+        await bare(plain, 0, service=False)  # warm: the image's first start
         for n in range(runs):
-            results["bare"].append(await bare(plain, n + 1))
+            results["pod"].append(await bare(plain, n + 1, service=False))
+            results["bare"].append(await bare(plain, n + 1, service=True))
             results["kabin"].append(await session(namespace, n, token))
             if not given.no_click:
                 results["click"].append(await click(gateway, token, n, namespace))
@@ -277,7 +300,8 @@ async def main() -> None:
     floor = statistics.median(results["bare"])
     print(f"{'run (warm images, real node)':<48} {'median':>8} {'runs':>24} {'vs bare':>8}")
     for key, label in (
-        ("bare", "bare pod -> JupyterLab 200 on its address"),
+        ("pod", "bare pod -> JupyterLab 200 on the pod address"),
+        ("bare", "bare pod + Service -> 200 on its ClusterIP"),
         ("kabin", "kubectl apply Session -> connectURL 200"),
         ("click", "dashboard click -> JupyterLab page"),
     ):

@@ -60,6 +60,11 @@ http:
         address: "${gateway%/}/_kabin/auth"
         # Traefik sets X-Forwarded-Host and -Uri itself; a client's are not believed.
         trustForwardHeader: false
+    # code-server serves at /: a vscode session's base path is stripped (sessions of
+    # other types keep theirs, which their servers are told: JupyterLab's base_url).
+    kabin-strip-vscode:
+      stripPrefixRegex:
+        regex: ["^/session/vscode/[^/]+/[^/]+"]
     # While a session's pods are not Ready yet (or Traefik has not seen them Ready), a
     # page that reloads by itself instead of a bare 502/503.
     kabin-starting:

@@ -34,8 +34,8 @@ url="http://127.0.0.1:$port"
 # Traefik, which asks the gateway about every request. *.localhost is loopback.
 export KABIN_SESSIONS_URL="http://sessions.localhost:$sessions_port" \
   KABIN_GATEWAY_SESSIONS_URL="http://sessions.localhost:$sessions_port" \
-  KABIN_GATEWAY_PUBLIC_URL="$url" \
-  KABIN_INGRESS_ANNOTATIONS='{"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file,kabin-starting@file"}'
+  KABIN_GATEWAY_PUBLIC_URL="$url" KABIN_SSH_HOST=127.0.0.1 \
+  KABIN_INGRESS_ANNOTATIONS='{"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"}'
 # Real session pods run kabin's own image (built for the real node) as their agent, and
 # reach the API server at this machine's address.
 api_port=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}' | sed 's/.*://')
@@ -83,8 +83,20 @@ for _ in $(seq 150); do
 done
 namespace=$(.venv/bin/python -c "from kabin.gateway.identity import namespace_of; print(namespace_of('$user', 'kabin-{user}'))")
 kubectl apply --server-side $(printf -- '-f %s ' examples/envcfg-*.yaml) >/dev/null
-kubectl apply --server-side --as "$user" --as-group kabin:users -n "$namespace" \
-  $(printf -- '-f %s ' examples/drive-*.yaml examples/session-*.yaml) >/dev/null
+# The sessions that really run on the real node (session-*-here.yaml); the simulated
+# examples stay in examples/ for clusters with GPUs. The shell lets your own ssh keys in.
+keys=$(cat ~/.ssh/id_*.pub 2>/dev/null || true)
+.venv/bin/python - "$keys" examples/drive-*.yaml examples/session-*-here.yaml <<'PY' \
+  | kubectl apply --server-side --as "$user" --as-group kabin:users -n "$namespace" -f - >/dev/null
+import json, sys, yaml
+keys, files = sys.argv[1], sys.argv[2:]
+for path in files:
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc["kind"] == "Session" and doc["spec"]["type"] == "ssh" and keys:
+            doc["spec"]["env"] = [{"name": "SSH_AUTHORIZED_KEYS", "value": keys}]
+        if doc:
+            print("---\n" + json.dumps(doc))
+PY
 
 # What a script needs to reach kabin as this user: `source .cluster/kabin.env`.
 cat > "$root/.cluster/kabin.env" <<ENV
@@ -99,12 +111,15 @@ cat <<MSG
 
 kabin is running: the operator, the gateway and Traefik are in the foreground (Ctrl-C
 stops them; their logs are in .cluster/logs/ and .cluster/traefik/).
-  Dashboard:   $url/   (the examples are your sessions there; my-lab really runs)
+  Dashboard:   $url/   (your sessions: my-lab, my-code, my-desktop-here and
+               my-shell-here run on this machine's real node; open them from there)
   Skaha's API: $url/skaha   (v0 and v1)
   Sign in as $user with the token: $token
     python: skaha.session.Session(server="$url/skaha", token="$token")
     shell:  source .cluster/kabin.env; CANFAR_URL=\$KABIN_URL/skaha/v1 CANFAR_TOKEN=\$KABIN_TOKEN canfar ps
   Sessions open at http://<name>.$namespace.sessions.localhost:$sessions_port/ for you alone.
+  ssh: kubectl get session my-shell-here -n $namespace -o jsonpath='{.status.connectURL}'
+       (logs in with your ~/.ssh/id_*.pub$([[ -n $keys ]] || echo "; you have none: ssh-keygen, then make up again"))
   Another user: add a line to $tokens (the gateway reads it again).
   Your sessions are in namespace $namespace:
 MSG

@@ -40,6 +40,9 @@ def _free_port() -> int:
 # controller (Traefik, the `sessions` fixture) on this port, as `make up` serves them.
 SESSIONS_PORT = _free_port()
 SESSIONS_URL = f"http://sessions.localhost:{SESSIONS_PORT}"
+# Traefik's middlewares on session Ingresses (hack/traefik.sh): the access check, the
+# vscode base path stripped, the starting page for 502/503.
+MIDDLEWARES = "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"
 
 
 def session_url(namespace: str, name: str, path: str) -> str:
@@ -197,9 +200,7 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
         # Each session on a host of its own, checked by the gateway through Traefik.
         "KABIN_SESSIONS_URL": SESSIONS_URL,
         "KABIN_INGRESS_ANNOTATIONS": json.dumps(
-            {
-                "traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file,kabin-starting@file"
-            }
+            {"traefik.ingress.kubernetes.io/router.middlewares": MIDDLEWARES}
         ),
         # Real pods run kabin's own image as their agent, and reach the API server at
         # the machine's address (its certificate does not name the Service address).

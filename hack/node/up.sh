@@ -193,23 +193,27 @@ fi
 echo "real node $node is Ready ($ip, pods in $pod_cidr)" >&2
 
 # -- storage: rancher's local-path-provisioner, the default StorageClass ------------
-# A drive is a directory under /var/lib/kabin-drives, made by a helper pod on this node
-# (mode 0777: sessions run as any non-root UID) and removed when its volume is deleted.
-# Every node of this cluster is this machine, so the directory is on a filesystem all of
-# them share: local-path's shared-filesystem mode, which binds at once (a Drive is
-# Available before any session), allows ReadWriteMany, and pins no drive to a node.
-# local-path cannot grow a volume: the simulated `kabin-sim` class, no longer the
-# default, keeps that (and any cluster without a real node).
+# A drive is a directory under /var/lib/kabin-drives, made by a helper pod (mode 0777:
+# sessions run as any non-root UID) and removed when its volume is deleted. Every node
+# of this cluster is this machine, so the directory is on a filesystem all of them
+# share: local-path's shared-filesystem mode, which allows ReadWriteMany and pins no
+# drive to a node. The volume is made when its first session is scheduled
+# (WaitForFirstConsumer), by a helper pod on that session's node: on the real node a
+# real directory; on a simulated one kwok completes the helper at once (its exit-code
+# annotation) and nothing is made, as nothing runs there to write. So a burst of
+# simulated sessions costs no real pods. local-path cannot grow a volume: the simulated
+# `kabin-sim` class, no longer the default, keeps that (and clusters without a real node).
 provisioner=$("$root/hack/tools/build.sh" local-path)
 install -d -m 0711 /var/lib/kabin-drives
 echo '{"sharedFileSystemPath": "/var/lib/kabin-drives"}' > "$state/local-path.json"
 cat > "$state/local-path-helper.yaml" <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: helper-pod}
+metadata:
+  name: helper-pod
+  annotations: {sim.kabin.dev/exit-code: "0"}
 spec:
-  nodeSelector: {kabin.dev/node: real}
-  tolerations: [{key: kabin.dev/real-node, operator: Exists, effect: NoSchedule}]
+  tolerations: [{operator: Exists}]
   securityContext: {runAsUser: 0}
   containers:
   - name: helper-pod
@@ -245,13 +249,13 @@ metadata:
   annotations: {storageclass.kubernetes.io/is-default-class: "true"}
 provisioner: rancher.io/local-path
 reclaimPolicy: Delete
-volumeBindingMode: Immediate
+volumeBindingMode: WaitForFirstConsumer
 EOF
 local_default
 "$provisioner" start --kubeconfig "$kubeconfig" --namespace kabin-storage \
   --config "$state/local-path.json" --helper-pod-file "$state/local-path-helper.yaml" \
   --helper-image localhost/kabin-busybox:1 --service-account-name local-path-provisioner \
-  --configmap-name local-path-config --provisioner-name rancher.io/local-path \
+  --configmap-name local-path-config --provisioner-name rancher.io/local-path --worker-threads 8 \
   > "$state/local-path.log" 2>&1 &
 echo $! > "$state/local-path.pid"
 echo "drives: StorageClass kabin-local (local-path-provisioner) in /var/lib/kabin-drives" >&2

@@ -520,3 +520,58 @@ async def test_before_its_pods_are_ready_a_session_url_shows_a_page_that_reloads
             assert (await http.get(address, headers=headers)).status_code == 401
     finally:
         await delete(me, session_id)
+
+
+@pytest.mark.timeout(600)
+async def test_in_chromium_vs_code_loads_and_its_terminal_runs_a_command(
+    gateway: Gateway, sessions: str
+) -> None:
+    """A vscode session on the real node, started with the dashboard's form: its VS Code
+    button opens code-server's workbench on the session's own host, and a command typed
+    in its terminal runs in the pod, writing to the drive that is its home."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+
+    me = gateway.person()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await signed_in(browser, gateway, me)
+            await page.get_by_role("link", name="Start a session").click()
+            await choose(page, "VS Code (runs here)")
+            await page.get_by_label("Name").fill("code")
+            await page.get_by_role("button", name="Start session").click()
+            button = session_card(page, "code").get_by_role("link", name="VS Code")
+            await expect(button).to_be_visible(timeout=180_000)
+            async with page.context.expect_page() as opened:
+                await button.click()
+            vscode = await opened.value
+            assert urlsplit(vscode.url).hostname == f"code.{me.namespace}.sessions.localhost"
+            await expect(vscode.locator(".monaco-workbench")).to_be_visible(timeout=120_000)
+            # The explorer shows the open folder, the home directory on the drive.
+            await expect(vscode.locator(".explorer-folders-view")).to_be_visible(timeout=60_000)
+            await vscode.keyboard.press("Control+Backquote")
+            terminal = vscode.locator(".terminal-wrapper textarea, .xterm-helper-textarea").first
+            await expect(terminal).to_be_attached(timeout=60_000)
+            await terminal.focus()
+            await vscode.keyboard.type("echo $((6*7)) > answer.txt\n", delay=20)
+
+            async def written() -> None:
+                out = await run(
+                    "kubectl", "exec", "-n", me.namespace, "code-1", "-c", "main", "--",
+                    "cat", "/home/user/answer.txt",
+                )  # fmt: skip
+                assert out.strip() == "42", out
+
+            await eventually(written, timeout=60, interval=1)
+            # The explorer sees the new file (code-server watches the folder).
+            await expect(vscode.get_by_role("treeitem", name="answer.txt")).to_be_visible(
+                timeout=30_000
+            )
+        finally:
+            await browser.close()
+            await run(
+                "kubectl", "delete", "session", "code", "-n", me.namespace,
+                "--ignore-not-found", "--wait=true",
+            )  # fmt: skip

@@ -215,3 +215,26 @@ def test_a_finished_childs_cpu_time_still_counts() -> None:
     )
     after = activity.process_times(Path("/proc/self/stat").read_text())[0]
     assert (after - before) / os.sysconf("SC_CLK_TCK") >= 0.2, "the child's time, once reaped"
+
+
+def test_the_agent_probes_quickly_until_every_interface_has_answered() -> None:
+    """Someone waits for the button while an interface starts: probes every quarter
+    second until each has answered once, then at the probe interval."""
+    from kabin.agent import STARTING_PROBE_INTERVAL, Agent
+    from kabin.settings import AgentSettings
+
+    settings = AgentSettings(
+        session="s",
+        namespace="n",
+        pod="s-1",
+        interfaces='[{"name": "jupyterlab", "port": 8888, "path": "/lab"}, '
+        '{"name": "ssh", "port": 2222}]',
+    )
+    agent = Agent(settings, api=None)  # type: ignore[arg-type]
+    assert agent.pause() == STARTING_PROBE_INTERVAL < settings.probe_interval
+    agent.gates["jupyterlab"] = True
+    assert agent.pause() == STARTING_PROBE_INTERVAL
+    agent.gates["ssh"] = True
+    assert agent.pause() == settings.probe_interval
+    agent.gates["ssh"] = False  # it stopped answering: watch for it to come back
+    assert agent.pause() == STARTING_PROBE_INTERVAL

@@ -30,6 +30,9 @@ from kabin.settings import AgentSettings
 
 log = logging.getLogger("kabin.agent")
 
+STARTING_PROBE_INTERVAL = 0.25
+"""Seconds between readiness probes while an interface has not answered yet."""
+
 FAILURES_TO_UNREADY = 3
 """Probes in a row that must fail before a ready interface is marked not ready."""
 
@@ -55,6 +58,14 @@ class Agent:
             interval=settings.renew_interval,
             usage_interval=settings.usage_interval,
         )
+
+    def pause(self) -> float:
+        """Seconds until the next round: quick (`STARTING_PROBE_INTERVAL`) until every
+        interface has answered once, since someone is waiting for the button."""
+        every = min(self.settings.probe_interval, self.settings.sample_interval)
+        if any(not self.gates.get(i.name) for i in self.interfaces):
+            return min(every, STARTING_PROBE_INTERVAL)
+        return every
 
     async def probe(self, http: aiohttp.ClientSession) -> None:
         """Set each interface's readiness gate when whether it answers changes."""
@@ -157,9 +168,7 @@ class Agent:
                     log.warning("API call failed, retrying: %s", getattr(e, "body", None) or e)
                 except Exception:  # the agent outlives any one bad round; its pod stays up
                     log.exception("probing or reporting failed, retrying")
-                await asyncio.sleep(
-                    min(self.settings.probe_interval, self.settings.sample_interval)
-                )
+                await asyncio.sleep(self.pause())
 
 
 async def run(settings: AgentSettings) -> None:
