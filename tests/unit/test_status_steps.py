@@ -145,6 +145,11 @@ SSH_SERVICE = {"s-ssh": {"spec": {"ports": [{"name": "ssh", "port": 22, "nodePor
 def test_endpoints(
     phase: str, gates: dict[str, bool], services: dict[str, Any], want: list[tuple[str, str, bool]]
 ) -> None:
+    # An interface that answers in a pod that is not Ready (another gate closed, or the
+    # kubelet not there yet) has no endpoint behind its Service: not ready either.
+    unready = endpoints(observed({"type": "ssh"}, services=services), phase=phase,
+                        head=pod(1, gates=gates, ready=False), settings=SETTINGS)  # fmt: skip
+    assert not any(e.ready for e in unready)
     seen = observed({"type": "ssh"}, services=services)
     head = pod(1, gates=gates)
     found = endpoints(seen, phase=phase, head=head, settings=SETTINGS)

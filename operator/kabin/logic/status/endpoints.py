@@ -1,7 +1,7 @@
 """How to reach each interface of a session, and whether it answers: an https URL under
 the session's base path for http interfaces, an `ssh -p` command for ssh (the port of
 its Service). An interface answers once the agent opened its readiness gate on replica
-1 and the session runs. Pure."""
+1, that pod is Ready and the session runs. Pure."""
 
 from __future__ import annotations
 
@@ -46,9 +46,13 @@ def endpoints(
         Endpoint(
             name=iface.name,
             url=_url(observed, iface, settings),
+            # The interface answers (its gate), and the pod is Ready: only then is it
+            # among its Service's endpoints, so that the ingress (or kube-proxy) routes
+            # to it and the dashboard's button leads somewhere.
             ready=head is not None
             and phase == "Running"
-            and true(head, readiness_gate(iface.name)),
+            and true(head, readiness_gate(iface.name))
+            and true(head, "Ready"),
         )
         for iface in observed.resolved.interfaces
     ]
