@@ -313,6 +313,7 @@ async def test_activity_every_three_seconds_keeps_a_notebook_alive(
                     assert gate_of(pod, "jupyterlab") == "True"
 
                 await eventually(gate_up, timeout=20)
+
                 # The agent here runs beside the pod, so the gate may open before the pod
                 # is placed (its drive is made when its first session is scheduled).
                 async def placed() -> None:

@@ -58,16 +58,7 @@ async def ready_notebook(gateway: Gateway, me: Person) -> dict[str, Any]:
     (session_id,) = await asyncio.to_thread(
         client.create, name="lab", image=IMAGE, kind="notebook", cores=1, ram=1
     )
-
-    async def ready() -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(
-            await run("kubectl", "get", "session", session_id, "-n", me.namespace, "-o", "json")
-        )
-        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
-        assert conditions.get("Ready", {}).get("status") == "True", found.get("status")
-        return found
-
-    return await eventually(ready, timeout=180, interval=1)
+    return await ready_session(me, session_id)
 
 
 async def test_a_notebook_opens_for_its_owner_only(gateway: Gateway, sessions: str) -> None:
@@ -259,32 +250,39 @@ async def test_in_chromium_the_button_opens_jupyterlab_runs_code_and_saves_to_th
                 )
 
 
-async def start_and_open(page: Any, me: Person, name: str) -> Any:
-    """Start a JupyterLab (runs here) session with the dashboard's form, click its
-    JupyterLab button when it appears; the JupyterLab page, loaded."""
+async def start_and_open(
+    page: Any,
+    me: Person,
+    name: str,
+    environment: str = "JupyterLab (runs here)",
+    button: str = "JupyterLab",
+) -> Any:
+    """Start a session of `environment` with the dashboard's form, click its `button`
+    when it appears; the page it opened, on the session's own host (a JupyterLab's once
+    its launcher shows)."""
     from playwright.async_api import expect
 
     from tests.integration.test_dashboard import choose, session_card
 
     await page.get_by_role("link", name="Start a session").click()
-    await choose(page, "JupyterLab (runs here)")
+    await choose(page, environment)
     await page.get_by_label("Name").fill(name)
     await page.get_by_role("button", name="Start session").click()
-    card = session_card(page, name)
-    button = card.get_by_role("link", name="JupyterLab")
+    link = session_card(page, name).get_by_role("link", name=button)
     started = time.monotonic()
-    await expect(button).to_be_visible(timeout=180_000)
-    print(f"JupyterLab button {time.monotonic() - started:.1f} s after the click")
+    await expect(link).to_be_visible(timeout=180_000)
+    print(f"{button} button {time.monotonic() - started:.1f} s after the click")
     async with page.context.expect_page() as opened:
-        await button.click()
-    lab = await opened.value
-    try:
-        await expect(lab.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
-    except AssertionError as e:  # say where the browser ended, and what it shows
-        raise AssertionError(f"{lab.url}: {await lab.content()}"[:2000]) from e
-    host = urlsplit(lab.url).hostname
-    assert host == f"{name}.{me.namespace}.sessions.localhost", lab.url
-    return lab
+        await link.click()
+    shown = await opened.value
+    if button == "JupyterLab":
+        try:
+            await expect(shown.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+        except AssertionError as e:  # say where the browser ended, and what it shows
+            raise AssertionError(f"{shown.url}: {await shown.content()}"[:2000]) from e
+    host = urlsplit(shown.url).hostname
+    assert host == f"{name}.{me.namespace}.sessions.localhost", shown.url
+    return shown
 
 
 @pytest.mark.timeout(540)
@@ -310,13 +308,7 @@ async def test_an_idle_timeout_holds_while_a_kernel_works_and_ends_on_time(
         )
         return dict(found.get("status") or {})
 
-    async def ready() -> dict[str, Any]:
-        now = await status()
-        conditions = {c["type"]: c["status"] for c in now.get("conditions", [])}
-        assert conditions.get("Ready") == "True", now
-        return now
-
-    url = (await eventually(ready, timeout=180, interval=1))["connectURL"]
+    url = (await ready_session(me, session_id))["status"]["connectURL"]
     api, kernel = await start_kernel(url, me)
     _, headers = local(url)
     started = time.monotonic()
@@ -445,25 +437,16 @@ async def test_in_chromium_the_desktop_button_opens_a_connected_novnc(
     server through the websocket and draws the desktop."""
     from playwright.async_api import async_playwright, expect
 
-    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, signed_in
 
     me = gateway.person()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = await signed_in(browser, gateway, me)
-            await page.get_by_role("link", name="Start a session").click()
-            await choose(page, "Desktop (runs here)")
-            await page.get_by_label("Name").fill("desk")
-            await page.get_by_role("button", name="Start session").click()
-            button = session_card(page, "desk").get_by_role("link", name="Desktop")
-            await expect(button).to_be_visible(timeout=180_000)
-            async with page.context.expect_page() as opened:
-                await button.click()
-            novnc = await opened.value
+            novnc = await start_and_open(page, me, "desk", "Desktop (runs here)", "Desktop")
             said: list[str] = []
             novnc.on("console", lambda m: said.append(m.text))
-            assert urlsplit(novnc.url).hostname == f"desk.{me.namespace}.sessions.localhost"
             # noVNC is connected (it marks the page so), and its canvas has the desktop's size.
             try:
                 await expect(novnc.locator("html.noVNC_connected")).to_be_attached(timeout=60_000)
@@ -535,23 +518,14 @@ async def test_in_chromium_vs_code_loads_and_its_terminal_runs_a_command(
     in its terminal runs in the pod, writing to the drive that is its home."""
     from playwright.async_api import async_playwright, expect
 
-    from tests.integration.test_dashboard import ARGS, CHROMIUM, choose, session_card, signed_in
+    from tests.integration.test_dashboard import ARGS, CHROMIUM, signed_in
 
     me = gateway.person()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = await signed_in(browser, gateway, me)
-            await page.get_by_role("link", name="Start a session").click()
-            await choose(page, "VS Code (runs here)")
-            await page.get_by_label("Name").fill("code")
-            await page.get_by_role("button", name="Start session").click()
-            button = session_card(page, "code").get_by_role("link", name="VS Code")
-            await expect(button).to_be_visible(timeout=180_000)
-            async with page.context.expect_page() as opened:
-                await button.click()
-            vscode = await opened.value
-            assert urlsplit(vscode.url).hostname == f"code.{me.namespace}.sessions.localhost"
+            vscode = await start_and_open(page, me, "code", "VS Code (runs here)", "VS Code")
             await expect(vscode.locator(".monaco-workbench")).to_be_visible(timeout=120_000)
             # The explorer shows the open folder, the home directory on the drive.
             await expect(vscode.locator(".explorer-folders-view")).to_be_visible(timeout=60_000)
