@@ -255,7 +255,7 @@ local_default
 "$provisioner" start --kubeconfig "$kubeconfig" --namespace kabin-storage \
   --config "$state/local-path.json" --helper-pod-file "$state/local-path-helper.yaml" \
   --helper-image localhost/kabin-busybox:1 --service-account-name local-path-provisioner \
-  --configmap-name local-path-config --provisioner-name rancher.io/local-path --worker-threads 8 \
+  --configmap-name local-path-config --provisioner-name rancher.io/local-path --worker-threads 32 \
   > "$state/local-path.log" 2>&1 &
 echo $! > "$state/local-path.pid"
 echo "drives: StorageClass kabin-local (local-path-provisioner) in /var/lib/kabin-drives" >&2

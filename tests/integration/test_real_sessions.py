@@ -250,6 +250,20 @@ async def test_in_chromium_the_button_opens_jupyterlab_runs_code_and_saves_to_th
                 )
 
 
+async def appears(page: Any, selector: str, timeout: float = 60_000) -> None:
+    """`selector` shows on `page`, which is reloaded once if it has not within a third of
+    the time: Chromium drops a page's loads with ERR_NETWORK_CHANGED when a pod's network
+    interface comes or goes on this machine (another session starting or ending), and
+    what a person does then is reload."""
+    from playwright.async_api import expect
+
+    try:
+        await expect(page.locator(selector).first).to_be_visible(timeout=timeout / 3)
+    except AssertionError:
+        await page.reload()
+        await expect(page.locator(selector).first).to_be_visible(timeout=timeout)
+
+
 async def start_and_open(
     page: Any,
     me: Person,
@@ -277,7 +291,7 @@ async def start_and_open(
     shown = await opened.value
     if button == "JupyterLab":
         try:
-            await expect(shown.locator(".jp-LauncherCard").first).to_be_visible(timeout=60_000)
+            await appears(shown, ".jp-LauncherCard")
         except AssertionError as e:  # say where the browser ended, and what it shows
             raise AssertionError(f"{shown.url}: {await shown.content()}"[:2000]) from e
     host = urlsplit(shown.url).hostname
@@ -321,8 +335,9 @@ async def test_an_idle_timeout_holds_while_a_kernel_works_and_ends_on_time(
         assert now["phase"] == "Running", now
         assert now["timeoutMode"] == "idle"
         await asyncio.sleep(50)
-    # Past the first 120 s: the work held it.
-    assert (await status())["phase"] == "Running"
+    # Past the first 120 s: the work held it, seen in the kernel by Jupyter's API.
+    now = await status()
+    assert now["phase"] == "Running" and now["lastActivitySource"] == "jupyter", now
 
     async def expired() -> dict[str, Any]:
         now = await status()
@@ -371,12 +386,14 @@ async def activity_from(person: Person, name: str, source: str) -> None:
     await eventually(seen, timeout=100, interval=2)
 
 
+@pytest.mark.timeout(400)
 async def test_the_ssh_connect_string_logs_in_with_the_users_key(
     gateway: Gateway, sessions: str, tmp_path: Path
 ) -> None:
     """An ssh session on the real node: its connect string, with the user's key, logs in
     as the user and runs a command in the pod, on the drive that is its home; another
-    key is refused."""
+    key is refused. The agent in the pod sees the login, then the CPU of a process left
+    busy, as activity."""
     me = gateway.person()
     await make_namespace(gateway, me)
     for name in ("mine", "theirs"):
@@ -424,6 +441,10 @@ async def test_the_ssh_connect_string_logs_in_with_the_users_key(
         finally:
             held.kill()
             await held.wait()
+        # Logged out, a process left busy for 90 s: the agent sees the pod's CPU.
+        busy = "end=$(($(date +%s)+90)); while [ $(date +%s) -lt $end ]; do :; done"
+        await run(*ssh("mine", f"nohup sh -c '{busy}' >/dev/null 2>&1 &"))
+        await activity_from(me, "shell", "cpu")
     finally:
         await delete(me, "shell")
 
@@ -449,7 +470,7 @@ async def test_in_chromium_the_desktop_button_opens_a_connected_novnc(
             novnc.on("console", lambda m: said.append(m.text))
             # noVNC is connected (it marks the page so), and its canvas has the desktop's size.
             try:
-                await expect(novnc.locator("html.noVNC_connected")).to_be_attached(timeout=60_000)
+                await appears(novnc, "html.noVNC_connected")
             except AssertionError as e:
                 status = await novnc.locator("#noVNC_status").text_content()
                 raise AssertionError(f"{novnc.url}: status {status!r}, console {said}") from e
@@ -526,7 +547,7 @@ async def test_in_chromium_vs_code_loads_and_its_terminal_runs_a_command(
         try:
             page = await signed_in(browser, gateway, me)
             vscode = await start_and_open(page, me, "code", "VS Code (runs here)", "VS Code")
-            await expect(vscode.locator(".monaco-workbench")).to_be_visible(timeout=120_000)
+            await appears(vscode, ".monaco-workbench", timeout=120_000)
             # The explorer shows the open folder, the home directory on the drive.
             await expect(vscode.locator(".explorer-folders-view")).to_be_visible(timeout=60_000)
             await vscode.keyboard.press("Control+Backquote")
@@ -543,6 +564,8 @@ async def test_in_chromium_vs_code_loads_and_its_terminal_runs_a_command(
                 assert out.strip() == "42", out
 
             await eventually(written, timeout=60, interval=1)
+            # The open workbench's heartbeat is activity, as code-server reports it.
+            await activity_from(me, "code", "vscode")
             # The explorer sees the new file (code-server watches the folder).
             await expect(vscode.get_by_role("treeitem", name="answer.txt")).to_be_visible(
                 timeout=30_000
