@@ -34,6 +34,9 @@ if [[ -S $run/containerd.sock ]]; then
   for task in $(ctr tasks list -q 2>/dev/null); do ctr tasks kill -s KILL "$task" >/dev/null 2>&1; done
   sleep 0.5
   for task in $(ctr tasks list -q 2>/dev/null); do ctr tasks delete -f "$task" >/dev/null 2>&1; done
+  # containerd's root is kept (its images are a cache): its containers and sandboxes go.
+  for c in $(ctr containers list -q 2>/dev/null); do ctr containers delete "$c" >/dev/null 2>&1; done
+  for sb in $(ctr sandboxes list 2>/dev/null | awk 'NR > 1 {print $1}'); do ctr sandboxes remove -f "$sb" >/dev/null 2>&1; done
 fi
 for netns in /run/netns/cni-*; do
   [[ -e $netns ]] || continue

@@ -9,7 +9,8 @@
 #   localhost/kabin:<version>  kabin's own image (hack/image.sh), the agent sidecar's
 #
 # images.sh build            build the archives that are missing; print their paths
-# images.sh import SOCKET    build, then import them into containerd at SOCKET
+# images.sh import SOCKET [LIST]  build, then import them into containerd at SOCKET,
+#                                 all but those LIST names, and add them to LIST
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -107,11 +108,14 @@ for dir in "$root"/images/*/; do archives+=("$(session_image "$(basename "$dir")
 case "${1:-build}" in
   build) printf '%s\n' "${archives[@]}" ;;
   import)
-    socket=${2:?usage: images.sh import SOCKET}
+    socket=${2:?usage: images.sh import SOCKET [LIST]} list=${3:-/dev/null}
     for a in "${archives[@]}"; do
+      # An archive's name is keyed by what it is made from: one in LIST is there already.
+      grep -qxF "$a" "$list" 2>/dev/null && continue
       # ctr warns of cgroup v1 on every call: keep its output for a failure only.
       out=$(ctr --address "$socket" -n k8s.io images import "$a" 2>&1) \
         || { echo "importing $a failed: $out" >&2; exit 1; }
+      [[ $list == /dev/null ]] || echo "$a" >> "$list"
     done ;;
-  *) echo "usage: images.sh build | import SOCKET" >&2; exit 2 ;;
+  *) echo "usage: images.sh build | import SOCKET [LIST]" >&2; exit 2 ;;
 esac

@@ -70,6 +70,11 @@ done
 # kubelet is told not to insist (protectKernelDefaults false), and down.sh restores it.
 
 # -- containerd --------------------------------------------------------------------
+# Its root (images, their unpacked layers) is a cache kept between starts, outside the
+# checkout like the binaries: importing the session images (about 1.2 GB) again at every
+# start took most of a minute. down.sh removes its containers, not its images.
+images="${KABIN_CACHE:-$HOME/.cache/kabin}/node-containerd"
+mkdir -p "$images"
 mkdir -p "$state/cni" "$state/containerd"
 cat > "$state/cni/10-kabin.conflist" <<EOF
 {
@@ -86,7 +91,7 @@ cat > "$state/cni/10-kabin.conflist" <<EOF
 EOF
 cat > "$state/containerd.toml" <<EOF
 version = 3
-root = '$state/containerd/root'
+root = '$images'
 state = '$run/containerd'
 [grpc]
   address = '$run/containerd.sock'
@@ -121,7 +126,7 @@ for _ in $(seq 100); do [[ -S $run/containerd.sock ]] && break; sleep 0.1; done
 [[ -S $run/containerd.sock ]] || { echo "containerd did not start: $(tail -5 "$state/containerd.log")" >&2; exit 1; }
 
 # The images the node runs, built here and imported (no registry is reachable).
-"$here/images.sh" import "$run/containerd.sock" >&2
+"$here/images.sh" import "$run/containerd.sock" "$images/imported" >&2
 
 # -- the node's client certificate, from this cluster's CA -------------------------
 mkdir -p "$state/pki"
