@@ -203,9 +203,10 @@ echo "real node $node is Ready ($ip, pods in $pod_cidr)" >&2
 # of this cluster is this machine, so the directory is on a filesystem all of them
 # share: local-path's shared-filesystem mode, which allows ReadWriteMany and pins no
 # drive to a node. The volume is made when its first session is scheduled
-# (WaitForFirstConsumer), by a helper pod on that session's node: on the real node a
-# real directory; on a simulated one kwok completes the helper at once (its exit-code
-# annotation) and nothing is made, as nothing runs there to write. So a burst of
+# (WaitForFirstConsumer): on this node by a helper pod, a real directory; on a simulated
+# node by kwok's pvc-provision stage at once (hack/controlplane/stages.yaml), and nothing
+# is made, as nothing runs there to write (the helper's exit-code annotation lets kwok
+# complete one that races it). So a burst of
 # simulated sessions costs no real pods. local-path cannot grow a volume: the simulated
 # `kabin-sim` class, no longer the default, keeps that (and clusters without a real node).
 provisioner=$("$root/hack/tools/build.sh" local-path)

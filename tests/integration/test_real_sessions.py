@@ -428,7 +428,11 @@ async def test_the_ssh_connect_string_logs_in_with_the_users_key(
                 f"{user}@127.0.0.1", *remote,
             ]  # fmt: skip
 
-        out = await run(*ssh("mine", "echo hello from $(hostname) as $(whoami) in $PWD"))
+        # kube-proxy opens the NodePort within its sync period of the pod turning Ready.
+        out = await eventually(
+            lambda: run(*ssh("mine", "echo hello from $(hostname) as $(whoami) in $PWD")),
+            timeout=20,
+        )
         assert out.strip() == f"hello from shell-1 as {me.user} in /home/user", out
         refused = await command(*ssh("theirs", "true"), within=30)
         assert refused.code == 255 and "Permission denied" in refused.err, refused
