@@ -43,7 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 IMAGE = "localhost/kabin-notebook:1"
 # Traefik's middlewares on session Ingresses, as make up sets them (hack/traefik.sh).
-MIDDLEWARES = "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"
+MIDDLEWARES = subprocess.run(
+    [str(ROOT / "hack" / "traefik.sh"), "middlewares"], capture_output=True, text=True, check=True
+).stdout.strip()
 REAL = {
     "nodeSelector": {"kabin.dev/node": "real"},
     "tolerations": [{"key": "kabin.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],

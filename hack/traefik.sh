@@ -3,6 +3,7 @@
 # local cluster's ingress controller, a process on this machine:
 #   traefik.sh start <dir> <port> <gateway URL>   print its pid once it listens
 #   traefik.sh stop <dir>
+#   traefik.sh middlewares    the value of session Ingresses' router.middlewares
 #
 # Its Kubernetes Ingress provider routes the session Ingresses to their pods (on the
 # real node, straight to the pod addresses). Each session Ingress names the file
@@ -121,5 +122,8 @@ stop() {
 case "${1:-}" in
   start) start "$2" "$3" "$4" ;;
   stop) stop "$2" ;;
-  *) echo "usage: traefik.sh start DIR PORT GATEWAY_URL | stop DIR" >&2; exit 2 ;;
+  # The middlewares start() defines, in order: the access check, vscode's base path
+  # stripped, the starting page.
+  middlewares) echo "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file" ;;
+  *) echo "usage: traefik.sh start DIR PORT GATEWAY_URL | stop DIR | middlewares" >&2; exit 2 ;;
 esac

@@ -35,7 +35,7 @@ url="http://127.0.0.1:$port"
 export KABIN_SESSIONS_URL="http://sessions.localhost:$sessions_port" \
   KABIN_GATEWAY_SESSIONS_URL="http://sessions.localhost:$sessions_port" \
   KABIN_GATEWAY_PUBLIC_URL="$url" KABIN_SSH_HOST=127.0.0.1 \
-  KABIN_INGRESS_ANNOTATIONS='{"traefik.ingress.kubernetes.io/router.middlewares": "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"}'
+  KABIN_INGRESS_ANNOTATIONS="{\"traefik.ingress.kubernetes.io/router.middlewares\": \"$(hack/traefik.sh middlewares)\"}"
 # Real session pods run kabin's own image (built for the real node) as their agent, and
 # reach the API server at this machine's address.
 api_port=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}' | sed 's/.*://')

@@ -42,7 +42,9 @@ SESSIONS_PORT = _free_port()
 SESSIONS_URL = f"http://sessions.localhost:{SESSIONS_PORT}"
 # Traefik's middlewares on session Ingresses (hack/traefik.sh): the access check, the
 # vscode base path stripped, the starting page for 502/503.
-MIDDLEWARES = "kabin-auth@file,kabin-strip-vscode@file,kabin-starting@file"
+MIDDLEWARES = subprocess.run(
+    [str(ROOT / "hack" / "traefik.sh"), "middlewares"], capture_output=True, text=True, check=True
+).stdout.strip()
 
 
 def session_url(namespace: str, name: str, path: str) -> str:

@@ -46,8 +46,11 @@ def local(url: str) -> tuple[str, dict[str, str]]:
 
 
 async def delete(person: Person, session_id: str) -> None:
-    """The real node has two cores: each test gives its JupyterLab's back."""
-    await run("kubectl", "delete", "session", session_id, "-n", person.namespace, "--wait=true")
+    """The real node has two cores: each test gives its sessions' back (once gone)."""
+    await run(
+        "kubectl", "delete", "session", session_id, "-n", person.namespace,
+        "--ignore-not-found", "--wait=true",
+    )  # fmt: skip
 
 
 async def ready_notebook(gateway: Gateway, me: Person) -> dict[str, Any]:
@@ -238,16 +241,7 @@ async def test_in_chromium_the_button_opens_jupyterlab_runs_code_and_saves_to_th
         finally:
             await browser.close()
             for name in ("here", "again"):
-                await run(
-                    "kubectl",
-                    "delete",
-                    "session",
-                    name,
-                    "-n",
-                    me.namespace,
-                    "--ignore-not-found",
-                    "--wait=true",
-                )
+                await delete(me, name)
 
 
 async def appears(page: Any, selector: str, timeout: float = 60_000) -> None:
@@ -486,10 +480,7 @@ async def test_in_chromium_the_desktop_button_opens_a_connected_novnc(
             await activity_from(me, "desk", "desktop")
         finally:
             await browser.close()
-            await run(
-                "kubectl", "delete", "session", "desk", "-n", me.namespace,
-                "--ignore-not-found", "--wait=true",
-            )  # fmt: skip
+            await delete(me, "desk")
 
 
 async def test_before_its_pods_are_ready_a_session_url_shows_a_page_that_reloads(
@@ -576,7 +567,4 @@ async def test_in_chromium_vs_code_loads_and_its_terminal_runs_a_command(
             )
         finally:
             await browser.close()
-            await run(
-                "kubectl", "delete", "session", "code", "-n", me.namespace,
-                "--ignore-not-found", "--wait=true",
-            )  # fmt: skip
+            await delete(me, "code")
