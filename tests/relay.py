@@ -72,13 +72,48 @@ def kubeconfig_through(url: str) -> str:
     return copy.name
 
 
+class Outage:
+    """Turns a `filtering_proxy` off and on, as an API server restart would look to its
+    clients: while it is down, open watches break and every request gets 503; when it
+    comes back, each watch that resumes from a resourceVersion is told 410 Expired once
+    per collection (its history was compacted meanwhile), so the client must list again."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.expire = False
+        self.expired: set[str] = set()
+        self.watches: set[asyncio.Task[Any]] = set()
+
+    def cut(self) -> None:
+        self.down = True
+        for task in list(self.watches):
+            task.cancel()
+
+    def restore(self) -> None:
+        self.down, self.expire = False, True
+        self.expired.clear()
+
+
+EXPIRED = {
+    "type": "ERROR",
+    "object": {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": "too old resource version",
+        "reason": "Expired",
+        "code": 410,
+    },
+}
+
+
 async def filtering_proxy(
-    kubeconfig: str, drop: Callable[[dict[str, Any]], bool]
+    kubeconfig: str, drop: Callable[[dict[str, Any]], bool], outage: Outage | None = None
 ) -> tuple[str, Callable[[], Awaitable[None]]]:
     """A plain-http proxy to the API server of `kubeconfig`, authenticated as its user,
     that forwards every request and answer except the watch events `drop` picks: a
-    client behind it misses exactly those events, as one whose watch lost them would.
-    Its URL, and a function that stops it."""
+    client behind it misses exactly those events, as one whose watch lost them would;
+    and that `outage` turns off and on. Its URL, and a function that stops it."""
     from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
     from kubernetes_asyncio import client, config
 
@@ -95,6 +130,19 @@ async def filtering_proxy(
     hop = {"host", "content-length", "transfer-encoding", "connection"}
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        watching = request.query.get("watch") in ("true", "1")
+        if outage is not None:
+            if outage.down:
+                return web.Response(status=503, text="the API server is down")
+            resuming = watching and outage.expire and request.query.get("resourceVersion")
+            if resuming and request.path not in outage.expired:
+                outage.expired.add(request.path)
+                return web.Response(text=json.dumps(EXPIRED) + "\n")
+            if watching:
+                task = asyncio.current_task()
+                assert task is not None
+                outage.watches.add(task)
+                task.add_done_callback(outage.watches.discard)
         body = await request.read()
         skip = hop if body else {*hop, "content-type"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
@@ -106,7 +154,7 @@ async def filtering_proxy(
                 if key.lower() not in hop:
                     response.headers[key] = value
             await response.prepare(request)
-            if request.query.get("watch") in ("true", "1"):
+            if watching:
                 while line := await answer.content.readline():
                     if not drop(json.loads(line)):
                         await response.write(line)

@@ -1,5 +1,6 @@
 """The operator reads from its cache: a reconcile of an unchanged session asks the API
-server nothing, and a cache that missed a watch event converges on the next one.
+server nothing, a cache that missed a watch event converges on the next one, and one
+whose watch was down while objects were deleted learns of it when it lists again.
 
 Requests are counted where the operator sends them (`kabin_api_requests_total`, its
 client's counting transport); reconciles by the operator's own histogram. The in-process
@@ -17,8 +18,11 @@ from kubernetes_asyncio import client
 from prometheus_client import REGISTRY
 
 from tests.integration.test_activity import running
+from tests.integration.test_drives import apply, drive
+from tests.integration.test_drives import get as get_custom
+from tests.integration.test_drives import session as headless
 from tests.integration.test_sessions import create, get, pods, session, until
-from tests.relay import filtering_proxy, kubeconfig_without_credentials
+from tests.relay import Outage, filtering_proxy, kubeconfig_without_credentials
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -210,3 +214,69 @@ async def test_deleted_sessions_leave_nothing_behind_in_queues_caches_or_metrics
         assert _total("kabin_workqueue_depth") == 0
 
     await eventually(nothing_left, timeout=60)
+
+
+async def test_objects_deleted_while_the_watch_was_down_leave_the_cache(
+    api: client.ApiClient, k_namespace: str, operator_process: Any, kubeconfig: Path
+) -> None:
+    """The API server goes away. Meanwhile the session that holds a shared drive is
+    deleted with its pod, and another session's pod is deleted. It comes back with its
+    watch history gone (410 Expired), as after a restart with compaction: the operator
+    lists again and learns of the deletions, so the drive passes to the session that
+    waited for it, and the lost pod is made again."""
+    outage = Outage()
+    url, stop = await filtering_proxy(str(kubeconfig), lambda event: False, outage)
+    core = client.CoreV1Api(api)
+    try:
+        # kopf's own watches (namespaces, CRDs) give up after their backoffs: as long as
+        # in production, so that they outlast the outage.
+        behind = operator_process(
+            kubeconfig=kubeconfig_without_credentials(url),
+            KABIN_ERROR_BACKOFFS="[0.5, 1, 2, 5, 10]",
+        )
+        await apply(k_namespace, drive("shared", access="shared"))
+        await create(k_namespace, headless("first", drive="shared"))
+        await until(api, k_namespace, "first", running, within=60)
+        await create(k_namespace, headless("second", drive="shared"))
+        await create(k_namespace, headless("other"))
+        await until(api, k_namespace, "other", running, within=60)
+
+        async def second_waits() -> None:
+            obj = await get_custom(api, "drives", k_namespace, "shared")
+            assert obj["status"]["holder"]["session"] == "first", obj["status"]
+            assert "second" in str(obj["status"].get("waiting")), obj["status"]
+
+        await eventually(second_waits, timeout=30)
+        (lost,) = await pods(api, k_namespace, "other")
+
+        outage.cut()
+        custom = client.CustomObjectsApi(api)
+        await custom.delete_namespaced_custom_object(
+            "kabin.dev", "v1alpha1", k_namespace, "sessions", "first",
+            propagation_policy="Foreground",
+        )  # fmt: skip
+        await core.delete_namespaced_pod(lost.metadata.name, k_namespace, grace_period_seconds=0)
+
+        async def deleted() -> None:
+            assert not await pods(api, k_namespace, "first")
+            assert not await pods(api, k_namespace, "other")
+            found = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+                "kabin.dev", "v1alpha1", k_namespace, "sessions"
+            )
+            assert "first" not in [s["metadata"]["name"] for s in found["items"]]
+
+        await eventually(deleted, timeout=60)
+        await asyncio.sleep(2)  # the operator's watches meet 503s meanwhile
+        outage.restore()
+
+        await until(api, k_namespace, "second", running, within=60)
+
+        async def made_again() -> None:
+            (again,) = await pods(api, k_namespace, "other")
+            assert again.metadata.uid != lost.metadata.uid
+
+        await eventually(made_again, timeout=30)
+        assert len(outage.expired) >= 3, "the operator's watches did not resume"
+        behind.kill()
+    finally:
+        await stop()

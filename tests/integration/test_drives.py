@@ -401,3 +401,39 @@ async def test_growing_a_drive_expands_its_pvc(
     )
     assert shrink.code != 0
     assert "may only grow: 2Gi is smaller than 5Gi" in shrink.err
+
+
+async def test_a_deleted_default_drive_is_not_brought_back_by_a_finished_session(
+    api: client.ApiClient, environments: None, people: str
+) -> None:
+    """Only a session about to run makes its user's default drive: one that has ended
+    does not make it again when it is reconciled after its user deleted the drive."""
+    namespace = people
+    await apply(
+        namespace, session("old", type="notebook", environment="notebook", timeout=5), user="dave"
+    )
+    await present(lambda: get(api, "drives", namespace, "dave-home"))
+
+    async def expired() -> None:
+        obj = await get(api, "sessions", namespace, "old")
+        assert obj.get("status", {}).get("phase") == "Expired", obj.get("status")
+
+    await eventually(expired, timeout=60)
+    custom = client.CustomObjectsApi(api)
+    await custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drives", "dave-home")
+    await gone(lambda: get(api, "drives", namespace, "dave-home"), within=60)
+
+    # Any reconcile of the old session (a resync, a restart, an edit) reads it again.
+    await custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "sessions", "old",
+        {"metadata": {"annotations": {"test.kabin.dev/touch": "1"}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    await asyncio.sleep(3)
+    with pytest.raises(client.ApiException) as missing:
+        await get(api, "drives", namespace, "dave-home")
+    assert missing.value.status == 404
+
+    # A new session of dave's makes it again.
+    await apply(namespace, session("new", type="notebook", environment="notebook"), user="dave")
+    await present(lambda: get(api, "drives", namespace, "dave-home"))

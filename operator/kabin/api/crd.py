@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from kabin.api.drive import DriveSpec, DriveStatus
 from kabin.api.environment import EnvironmentConfigSpec
 from kabin.api.meta import CATEGORY, GROUP, VERSION
+from kabin.api.names import READY
 from kabin.api.session import SessionSpec, SessionStatus
 
 
@@ -80,9 +81,9 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
             {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
             {
-                "name": "Ready",
+                "name": READY,
                 "type": "string",
-                "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                "jsonPath": f'.status.conditions[?(@.type=="{READY}")].status',
             },
             {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
             {"name": "URL", "type": "string", "jsonPath": ".status.connectURL"},

@@ -8,6 +8,9 @@ have?" finds the answer here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 GROUP = "kabin.dev"
 
 # -- labels ------------------------------------------------------------------------------
@@ -62,6 +65,28 @@ FAILED = "Failed"
 RBAC, an invalid pod override, a missing environment); False again once it passes."""
 DELETION_BLOCKED = "DeletionBlocked"
 """On a deleted Drive a session still holds."""
+POD_READY = "Ready"
+POD_SCHEDULED = "PodScheduled"
+"""Kubernetes' own pod conditions, which kabin reads."""
+
+
+DONE_PHASES = frozenset({"Succeeded", "Failed", "Expired"})
+"""The phases a Session never leaves."""
+
+
+def conditions_by_type(status: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """A status's conditions (as JSON), by type."""
+    return {c["type"]: c for c in (status or {}).get("conditions") or [] if "type" in c}
+
+
+def condition(status: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any]:
+    """The condition `kind` of a status (as JSON); empty when it has none."""
+    return conditions_by_type(status).get(kind, {})
+
+
+def is_true(status: Mapping[str, Any] | None, kind: str) -> bool:
+    """Whether the condition `kind` of a status (as JSON) is True."""
+    return condition(status, kind).get("status") == "True"
 
 
 def interface_condition(interface: str) -> str:

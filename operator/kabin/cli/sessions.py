@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.status import Status
 
+from kabin.api import names
 from kabin.api.environment import SESSION_TYPES
 from kabin.cli.output import (
     Context,
@@ -122,17 +123,17 @@ def create(
 def _milestones(obj: dict[str, Any]) -> list[str]:
     """What a session has reached so far, in the order people care about."""
     status = obj.get("status") or {}
-    conditions = {c["type"]: c for c in status.get("conditions") or []}
     reached = []
-    if conditions.get("Scheduled", {}).get("status") == "True":
-        reached.append(f"Scheduled ({conditions['Scheduled'].get('message', '')})")
-    if conditions.get("DriveReady", {}).get("status") == "True":
-        reached.append(f"Drive granted ({conditions['DriveReady'].get('message', '')})")
+    if names.is_true(status, names.SCHEDULED):
+        reached.append(f"Scheduled ({names.condition(status, names.SCHEDULED).get('message', '')})")
+    if names.is_true(status, names.DRIVE_READY):
+        granted = names.condition(status, names.DRIVE_READY).get("message", "")
+        reached.append(f"Drive granted ({granted})")
     for endpoint in status.get("endpoints") or []:
         if endpoint.get("ready"):
             reached.append(f"{endpoint['name']} ready")
-    if conditions.get("Ready", {}).get("status") == "True":
-        reached.append("Ready")
+    if names.is_true(status, names.READY):
+        reached.append(names.READY)
     return reached
 
 
@@ -149,8 +150,7 @@ async def _wait(session: AsyncSession, ids: list[str], within: float, *, quiet: 
             if step not in printed[name] and not quiet:
                 printed[name].add(step)
                 spinner.console.print(f"{name}: {step}", soft_wrap=True)
-        conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
-        ready = next((c for c in conditions if c["type"] == "Ready"), {})
+        ready = names.condition(obj.get("status"), names.READY)
         spinner.update(f"{name}: {ready.get('message') or 'waiting for the operator'}")
 
     if not quiet:

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast, get_args
 
 from pydantic import ValidationError
 
+from kabin.api import names
 from kabin.api.drive import DriveSpec
 from kabin.api.environment import SESSION_TYPES, SessionType
 from kabin.api.meta import API_VERSION, DNS_LABEL, parse_quantity
@@ -470,11 +471,8 @@ def environment_record(obj: Mapping[str, Any]) -> dict[str, Any]:
 def settled(obj: Mapping[str, Any]) -> bool | None:
     """Whether a session being waited for got there: True once Ready (or Succeeded),
     False once it ended otherwise, None while it is on its way."""
-    status = obj.get("status") or {}
-    conditions: list[dict[str, Any]] = status.get("conditions") or []
-    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
     phase = phase_of(obj)
-    if ready.get("status") == "True" or phase == "Succeeded":
+    if names.is_true(obj.get("status"), names.READY) or phase == "Succeeded":
         return True
     if phase in ("Failed", "Expired", "Terminating") or obj["metadata"].get("deletionTimestamp"):
         return False

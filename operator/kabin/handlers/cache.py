@@ -1,20 +1,14 @@
-"""The operator's view of the cluster, kept current by the watches it holds anyway.
+"""The operator's view of the cluster: one informer per kind (`kabin.k8s.informer`).
 
 Reconciles read Sessions, their pods, Services, Ingresses and activity Leases, the
 Drives and their PVCs, and the EnvironmentConfigs from here, not from the API server:
-controller-runtime's informer cache, in kopf terms. It is loaded by one LIST of each
-kind at start-up, before any reconcile runs, and then kept current by every watch event
-kopf delivers (`observe`, from the event handlers). A resync walks memory, and an idle
-operator makes no request.
+controller-runtime's informer cache. Each kind is one LIST and then one WATCH, with
+kabin's label selector applied by the API server, so the operator never sees a pod that
+is not kabin's; after a watch expires the informer lists again and reports what was
+deleted meanwhile. A resync walks memory, and an idle operator makes no request.
 
-Why not kopf's own indexes: while they fill at start-up, kopf holds back every handler
-of every object until all are indexed, through one condition that each object's worker
-waits on and each indexed object wakes: quadratic in the number of objects. An operator
-restarted among 7,000 objects had not started reconciling after 15 minutes.
-
-An object deleted between the start-up LIST and kopf's own first LIST would stay: one
-more LIST of each kind, `SWEEP_AFTER` seconds after start-up, drops every object that
-the watches never delivered and the API server no longer has.
+kopf keeps the webhooks and the operator's lifecycle; it watches nothing (its own
+watches filter labels on the client and do not report deletions after a relist).
 
 A cache can be behind the cluster. Nothing kabin writes depends on it being current:
 - creates use deterministic names, and "already exists" adopts the object;
@@ -22,57 +16,40 @@ A cache can be behind the cluster. Nothing kabin writes depends on it being curr
   refuses (409) one computed from an old object, and the reconcile runs again;
 - a drive changes hands only after a fresh read of the pods that mount it.
 
-What kabin wrote is seen at once by the next reconcile, before the watch brings it back:
-a status (`wrote`), or else that reconcile would compute from the old status, post its
-Events again and meet a 409; and pods it created (`made`, the ReplicaSet controller's
-"expectations"), or else it would make each pod's ServiceAccount and Role again. An
-expected pod that the watch never shows (deleted at once) stops being expected after
-`EXPECT_FOR` seconds.
-
-Stored objects are trimmed of what kabin never reads and most of the memory is:
-`managedFields`, kubectl's last-applied copy, and of a pod's spec all but its node.
-A deleted object leaves at once, with everything kabin kept of it.
+What kabin wrote is seen at once by the next reconcile, before the watch brings it back
+(the ReplicaSet controller's "expectations"):
+- a status (`wrote`), or else that reconcile would compute from the old status, post
+  its Events again and meet a 409;
+- pods it created (`made`), or else it would make each pod's ServiceAccount and Role
+  again; and pods it deleted (`deleted`), or else it would delete them again.
+An expectation is cleared when the watch shows the object. One the watch never confirms
+(a pod deleted as soon as it was made) lapses after `EXPECT_FOR` seconds, and its
+session is reconciled then.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client
 from prometheus_client import Gauge
 
 from kabin.api import names
 from kabin.api.meta import GROUP, VERSION
 from kabin.api.session import SessionSpec
-from kabin.k8s import objects
+from kabin.k8s.informer import DELETED, Body, Handler, Informer, Kind, Source
 from kabin.logic import drives as logic_drives
 from kabin.settings import reconciles
 
-log = logging.getLogger("kabin.cache")
-
-Body = dict[str, Any]
 Key = tuple[str, str | None, str]  # (kind, namespace, name)
 EXPECT_FOR = 60.0
-SWEEP_AFTER = 30.0
 MANAGED = f"{names.MANAGED_BY_LABEL}={names.MANAGED_BY}"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-# What the cache holds: kind -> (the list path, a label selector).
-KINDS: dict[str, tuple[str, str | None]] = {
-    "Session": (f"/apis/{GROUP}/{VERSION}/sessions", None),
-    "Drive": (f"/apis/{GROUP}/{VERSION}/drives", None),
-    "EnvironmentConfig": (f"/apis/{GROUP}/{VERSION}/environmentconfigs", None),
-    "Pod": ("/api/v1/pods", MANAGED),
-    "Service": ("/api/v1/services", MANAGED),
-    "Ingress": ("/apis/networking.k8s.io/v1/ingresses", MANAGED),
-    "Lease": ("/apis/coordination.k8s.io/v1/leases", MANAGED),
-    "PersistentVolumeClaim": ("/api/v1/persistentvolumeclaims", names.DRIVE_LABEL),
-}
+OURS = f"{GROUP}/{VERSION}"
 
 OBJECTS = Gauge("kabin_cache_objects", "Objects in the operator's cache, by kind.", ["kind"])
 UNCONFIRMED = Gauge(
@@ -80,155 +57,280 @@ UNCONFIRMED = Gauge(
     "Statuses and pods kabin wrote that its watches have not brought back yet.",
 )
 
+# Pod fields kabin reads; everything else of a pod (its spec above all) is dropped.
+POD_META = (
+    "name", "namespace", "uid", "resourceVersion", "labels", "annotations",
+    "creationTimestamp", "deletionTimestamp",
+)  # fmt: skip
+POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "startTime")
+CONTAINER_STATUS = ("name", "ready", "started", "restartCount", "state", "lastState")
 
-def slim(body: Mapping[str, Any]) -> Body:
-    """A plain copy of the object without what kabin never reads (shares the event's
-    nested values, which nothing mutates)."""
-    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+
+def _meta(body: Mapping[str, Any], only: tuple[str, ...] | None = None) -> Body:
+    meta = {
+        k: v
+        for k, v in body["metadata"].items()
+        if k != "managedFields" and (only is None or k in only)
+    }
     if LAST_APPLIED in (meta.get("annotations") or {}):
         meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
-    kept = {**{k: body[k] for k in body if k != "metadata"}, "metadata": meta}
-    if body.get("kind") == "Pod":
-        kept["spec"] = {"nodeName": (body.get("spec") or {}).get("nodeName")}
-    return kept
+    return meta
 
 
-def _drive_of(session: Body) -> str | None:
+def whole(api_version: str, kind: str) -> Callable[[Body], Body]:
+    """Keep all of an object but its managedFields and kubectl's last-applied copy."""
+
+    def compact(body: Body) -> Body:
+        kept = {k: v for k, v in body.items() if k != "metadata"}
+        return {**kept, "apiVersion": api_version, "kind": kind, "metadata": _meta(body)}
+
+    return compact
+
+
+def pod(body: Body) -> Body:
+    """A pod as kabin reads it: its metadata, node and status, without its spec."""
+    status = {k: v for k, v in (body.get("status") or {}).items() if k in POD_STATUS}
+    if "containerStatuses" in status:
+        status["containerStatuses"] = [
+            {k: v for k, v in c.items() if k in CONTAINER_STATUS}
+            for c in status["containerStatuses"]
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(body, POD_META),
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "status": status,
+    }
+
+
+def _in(namespace: str | None, name: str) -> str:
+    """An index value: a name in its namespace."""
+    return f"{namespace}/{name}"
+
+
+def session_drives(body: Body) -> list[str]:
+    """The drive a Session uses, if any."""
     try:
-        return logic_drives.drive_of(SessionSpec.model_validate(session.get("spec") or {}))
+        drive = logic_drives.drive_of(SessionSpec.model_validate(body.get("spec") or {}))
     except ValueError:
-        return None  # admission keeps such specs out; an old one claims nothing
+        return []  # admission keeps such specs out; an old one claims nothing
+    return [drive] if drive else []
+
+
+def _session_drive(body: Body) -> list[str]:
+    return [_in(body["metadata"].get("namespace"), d) for d in session_drives(body)]
+
+
+def _label(name: str) -> Callable[[Body], list[str]]:
+    def values(body: Body) -> list[str]:
+        value = (body["metadata"].get("labels") or {}).get(name)
+        return [_in(body["metadata"].get("namespace"), value)] if value else []
+
+    return values
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One kind the cache keeps: where it is listed, what the server filters, what is
+    stored of each object, and its indexes (index name -> the object's values)."""
+
+    kind: Kind
+    compact: Callable[[Body], Body]
+    indexers: Mapping[str, Callable[[Body], list[str]]] = field(default_factory=dict)
+
+
+def _kept(kind: str, path: str, selector: str | None, api_version: str, **indexers: Any) -> Kept:
+    compact = pod if kind == "Pod" else whole(api_version, kind)
+    return Kept(Kind(kind, path, selector), compact, indexers)
+
+
+SESSION_INDEX, DRIVE_INDEX = "session", "drive"
+
+# Every kind the operator keeps, in one table.
+KINDS: dict[str, Kept] = {
+    k.kind.name: k
+    for k in (
+        _kept("Session", f"/apis/{OURS}/sessions", None, OURS, drive=_session_drive),
+        _kept("Drive", f"/apis/{OURS}/drives", None, OURS),
+        _kept("EnvironmentConfig", f"/apis/{OURS}/environmentconfigs", None, OURS),
+        _kept(
+            "Pod",
+            "/api/v1/pods",
+            MANAGED,
+            "v1",
+            session=_label(names.SESSION_LABEL),
+            drive=_label(names.DRIVE_LABEL),
+        ),
+        _kept("Service", "/api/v1/services", MANAGED, "v1", session=_label(names.SESSION_LABEL)),
+        _kept(
+            "Ingress",
+            "/apis/networking.k8s.io/v1/ingresses",
+            MANAGED,
+            "networking.k8s.io/v1",
+            session=_label(names.SESSION_LABEL),
+        ),
+        _kept(
+            "Lease",
+            "/apis/coordination.k8s.io/v1/leases",
+            MANAGED,
+            "coordination.k8s.io/v1",
+            session=_label(names.SESSION_LABEL),
+        ),
+        _kept("PersistentVolumeClaim", "/api/v1/persistentvolumeclaims", names.DRIVE_LABEL, "v1"),
+    )
+}
+
+
+def _ours(body: Body) -> bool:
+    namespace = body["metadata"].get("namespace")
+    return namespace is None or reconciles(namespace)
 
 
 @dataclass
+class _Expected:
+    """A child kabin created or deleted that the watch has not shown yet."""
+
+    until: float
+    body: Body
+    deleting: bool
+
+
+def _confirmed(expected: _Expected, there: Body | None) -> bool:
+    """Whether the watch shows what was expected: a made child there, a deleted one gone
+    or being deleted. (The watch may show it before the create's answer comes back.)"""
+    if not expected.deleting:
+        return there is not None
+    return there is None or bool(there["metadata"].get("deletionTimestamp"))
+
+
 class Cache:
-    """The objects the operator reconciles, each as the API server last said."""
+    """The objects the operator reconciles, each as the API server last said, with what
+    kabin itself just wrote on top."""
 
-    _objects: dict[Key, Body] = field(default_factory=dict)
-    # Secondary indexes, by (kind or "drive", namespace, session or drive) -> name -> body:
-    # a session's children, a drive's pods and the sessions that use a drive.
-    _by: dict[Key, dict[str, Body]] = field(default_factory=dict)
-    _in: dict[Key, list[Key]] = field(default_factory=dict)  # object -> its secondary keys
-    _loaded: set[Key] = field(default_factory=set)  # listed at start-up, not yet watched
-    # What kabin wrote and the watch has not brought back yet:
-    # key -> (the resourceVersion it was written over, the object as written).
-    _written: dict[Any, tuple[str, Body]] = field(default_factory=dict)
-    # Children kabin created and the watch has not shown yet: key -> name -> (until, body).
-    _made: dict[Any, dict[str, tuple[float, Body]]] = field(default_factory=dict)
-    _sweeper: asyncio.Task[None] | None = None
+    def __init__(
+        self,
+        source: Source,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        lapsed: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """`handlers`: kind -> what to do on each of its events (after the cache has
+        taken it in); `lapsed(namespace, session)`: an expectation of a session's child
+        lapsed unconfirmed."""
+        self._handlers = dict(handlers or {})
+        self._lapsed = lapsed
+        self.informers = {
+            name: Informer(
+                kept.kind,
+                source,
+                handler=self._observer(name),
+                compact=kept.compact,
+                keep=_ours,
+                indexers=kept.indexers,
+            )
+            for name, kept in KINDS.items()
+        }
+        # key -> (the resourceVersion it was written over, the object as written).
+        self._written: dict[Key, tuple[str, Body]] = {}
+        # (kind, namespace, session) -> child name -> what is expected of it.
+        self._expected: dict[Key, dict[str, _Expected]] = {}
+        UNCONFIRMED.set_function(
+            lambda: len(self._written) + sum(map(len, self._expected.values()))
+        )
+        for name, informer in self.informers.items():
+            OBJECTS.labels(name).set_function(informer.store.__len__)
 
-    def __post_init__(self) -> None:
-        UNCONFIRMED.set_function(lambda: len(self._written) + sum(map(len, self._made.values())))
-        for kind in KINDS:
-            OBJECTS.labels(kind).set_function(self._counter(kind))
+    # -- running ------------------------------------------------------------------------
 
-    def _counter(self, kind: str) -> Callable[[], int]:
-        return lambda: sum(1 for k in self._objects if k[0] == kind)
+    async def start(self) -> None:
+        """Start every informer; return once each has listed its kind."""
+        for informer in self.informers.values():
+            informer.start()
+        await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
 
-    # -- filling ------------------------------------------------------------------------
+    async def stop(self) -> None:
+        await asyncio.gather(*(i.stop() for i in self.informers.values()))
 
-    async def load(self, api: client.ApiClient) -> None:
-        """Fill the cache with one LIST of each kind; later, sweep what kopf never saw."""
-        for kind in KINDS:
-            for body in await self._list(api, kind):
-                self._put(kind, body)
-                self._loaded.add(self._key(kind, body))
-        log.info("Cache loaded: %d objects", len(self._objects))
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="cache sweep")
+    def _observer(self, kind: str) -> Handler:
+        def observe(event: str, body: Body) -> None:
+            meta = body["metadata"]
+            key = (kind, meta.get("namespace"), meta["name"])
+            if event == DELETED:
+                self._written.pop(key, None)
+                if kind == "Session":
+                    self._expected.pop(("Pod", key[1], key[2]), None)
+            session = (meta.get("labels") or {}).get(names.SESSION_LABEL)
+            if session:
+                self._confirm(kind, key[1], session, meta["name"], body, event == DELETED)
+            handler = self._handlers.get(kind)
+            if handler is not None:
+                handler(event, body)
 
-    async def _list(self, api: client.ApiClient, kind: str) -> list[Body]:
-        path, selector = KINDS[kind]
-        items = await objects.list_raw(api, path, selector)
-        return [
-            {**item, "kind": kind}
-            for item in items
-            if _namespace(item) is None or reconciles(_namespace(item))
-        ]
-
-    async def _sweep(self) -> None:
-        """Drop what was listed at start-up, never delivered by a watch, and is gone."""
-        await asyncio.sleep(SWEEP_AFTER)
-        from kabin import k8s
-
-        api = await k8s.shared()
-        for kind in KINDS:
-            there = {self._key(kind, body) for body in await self._list(api, kind)}
-            for key in [k for k in self._loaded if k[0] == kind and k not in there]:
-                gone = self._objects.get(key)
-                if gone is not None:
-                    self._drop(kind, gone)
-        self._loaded.clear()
-
-    def observe(self, kind: str, body: Mapping[str, Any], *, deleted: bool = False) -> None:
-        """A watch event of `kind` (from kopf's event handlers)."""
-        kept = slim({**body, "kind": kind})
-        key = self._key(kind, kept)
-        self._loaded.discard(key)
-        if deleted:
-            self._drop(kind, kept)
-        else:
-            self._put(kind, kept)
-
-    @staticmethod
-    def _key(kind: str, body: Body) -> Key:
-        return (kind, _namespace(body), body["metadata"]["name"])
-
-    def _secondary(self, kind: str, body: Body) -> list[Key]:
-        namespace, labels = _namespace(body), body["metadata"].get("labels") or {}
-        keys: list[Key] = []
-        if kind == "Session":
-            drive = _drive_of(body)
-            if drive:
-                keys.append(("drive-session", namespace, drive))
-        elif kind in ("Pod", "Service", "Ingress", "Lease"):
-            if labels.get(names.SESSION_LABEL):
-                keys.append((kind, namespace, labels[names.SESSION_LABEL]))
-            if kind == "Pod" and labels.get(names.DRIVE_LABEL):
-                keys.append(("drive-pod", namespace, labels[names.DRIVE_LABEL]))
-        return keys
-
-    def _put(self, kind: str, body: Body) -> None:
-        key = self._key(kind, body)
-        self._unindex(key)
-        self._objects[key] = body
-        self._in[key] = self._secondary(kind, body)
-        for index in self._in[key]:
-            self._by.setdefault(index, {})[body["metadata"]["name"]] = body
-
-    def _drop(self, kind: str, body: Body) -> None:
-        key = self._key(kind, body)
-        self._objects.pop(key, None)
-        self._unindex(key)
-        self._written.pop(key, None)
-        if kind == "Session":
-            self._made.pop(("Pod", key[1], key[2]), None)
-
-    def _unindex(self, key: Key) -> None:
-        """Take the object out of the secondary indexes it was put in."""
-        for index in self._in.pop(key, []):
-            group = self._by.get(index)
-            if group is not None:
-                group.pop(key[2], None)
-                if not group:
-                    del self._by[index]
+        return observe
 
     # -- what kabin wrote ---------------------------------------------------------------
 
     def wrote(self, kind: str, namespace: str, name: str, base: str, body: Body) -> None:
         """kabin wrote `body` (the API server's answer) over resourceVersion `base`."""
-        self._written[(kind, namespace, name)] = (base, slim({**body, "kind": kind}))
+        self._written[(kind, namespace, name)] = (base, KINDS[kind].compact(body))
 
     def made(self, kind: str, namespace: str, session: str, bodies: list[Body]) -> None:
         """kabin created these children of the session (the API server's answers)."""
-        if bodies:
-            until = time.monotonic() + EXPECT_FOR
-            expected = self._made.setdefault((kind, namespace, session), {})
-            expected.update({b["metadata"]["name"]: (until, slim(b)) for b in bodies})
+        for body in bodies:
+            self._expect(kind, namespace, session, KINDS[kind].compact(body), deleting=False)
+
+    def deleted(self, kind: str, namespace: str, session: str, bodies: list[Body]) -> None:
+        """kabin asked the API server to delete these children of the session."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for body in bodies:
+            meta = {**body["metadata"], "deletionTimestamp": now}
+            self._expect(kind, namespace, session, {**body, "metadata": meta}, deleting=True)
+
+    def _expect(self, kind: str, namespace: str, session: str, body: Body, deleting: bool) -> None:
+        until = time.monotonic() + EXPECT_FOR
+        there = self.informers[kind].store.get((namespace, body["metadata"]["name"]))
+        expected = _Expected(until, body, deleting)
+        if _confirmed(expected, there):
+            return
+        group = self._expected.setdefault((kind, namespace, session), {})
+        group[body["metadata"]["name"]] = expected
+        asyncio.get_running_loop().call_later(
+            EXPECT_FOR + 0.01, self._lapse, (kind, namespace, session)
+        )
+
+    def _confirm(
+        self, kind: str, namespace: str | None, session: str, name: str, body: Body, gone: bool
+    ) -> None:
+        """The watch showed a child: what was expected of it is confirmed, if it was."""
+        group = self._expected.get((kind, namespace, session))
+        expected = group.get(name) if group else None
+        if group is None or expected is None:
+            return
+        if _confirmed(expected, None if gone else body):
+            del group[name]
+            if not group:
+                del self._expected[(kind, namespace, session)]
+
+    def _lapse(self, key: Key) -> None:
+        """Drop the expectations of `key` that lapsed; reconcile its session if any did."""
+        group = self._expected.get(key)
+        if not group:
+            return
+        now = time.monotonic()
+        lapsed = [name for name, e in group.items() if e.until <= now]
+        for name in lapsed:
+            del group[name]
+        if not group:
+            del self._expected[key]
+        if lapsed and self._lapsed is not None and key[1] is not None:
+            self._lapsed(key[1], key[2])
 
     # -- reading ------------------------------------------------------------------------
 
-    def _one(self, key: Key) -> Body | None:
-        found = self._objects.get(key)
+    def _one(self, kind: str, namespace: str | None, name: str) -> Body | None:
+        found = self.informers[kind].store.get((namespace, name))
+        key = (kind, namespace, name)
         mine = self._written.get(key)
         if mine is None:
             return found
@@ -239,49 +341,42 @@ class Cache:
         return found
 
     def session(self, namespace: str, name: str) -> Body | None:
-        return self._one(("Session", namespace, name))
+        return self._one("Session", namespace, name)
 
     def claimants(self, namespace: str, drive: str) -> list[Body]:
         """The Sessions that use the drive, with the status kabin just wrote of each: the
         drive is reconciled right after a session's status moves, before the watch
         brings the move back."""
-        found = self._by.get(("drive-session", namespace, drive), {})
-        return [self.session(namespace, name) or s for name, s in list(found.items())]
+        found = self.informers["Session"].store.by(DRIVE_INDEX, _in(namespace, drive))
+        return [self.session(namespace, s["metadata"]["name"]) or s for s in found]
 
     def children(self, kind: str, namespace: str, session: str) -> list[Body]:
-        """A session's Pods, Services, Ingresses or Leases, with those it was just given."""
+        """A session's Pods, Services, Ingresses or Leases, with what kabin just did to
+        them."""
+        found = {
+            b["metadata"]["name"]: b
+            for b in self.informers[kind].store.by(SESSION_INDEX, _in(namespace, session))
+        }
         key = (kind, namespace, session)
-        found = list(self._by.get(key, {}).values())
-        expected = self._made.get(key)
-        if expected:
-            now, seen = time.monotonic(), {b["metadata"]["name"] for b in found}
-            for name, (until, _) in list(expected.items()):
-                if name in seen or until < now:
-                    del expected[name]
-            found += [body for _, body in expected.values()]
-            if not expected:
-                del self._made[key]
-        return found
+        group = self._expected.get(key, {})
+        for name, expected in list(group.items()):
+            if _confirmed(expected, found.get(name)):
+                del group[name]  # the watch got here first
+            else:
+                found[name] = expected.body
+        if key in self._expected and not group:
+            del self._expected[key]
+        return list(found.values())
 
     def drive_pods(self, namespace: str, drive: str) -> list[Body]:
         """The pods that mount the drive."""
-        return list(self._by.get(("drive-pod", namespace, drive), {}).values())
+        return self.informers["Pod"].store.by(DRIVE_INDEX, _in(namespace, drive))
 
     def drive(self, namespace: str, name: str) -> Body | None:
-        return self._one(("Drive", namespace, name))
+        return self._one("Drive", namespace, name)
 
     def pvc(self, namespace: str, name: str) -> Body | None:
-        return self._one(("PersistentVolumeClaim", namespace, name))
+        return self._one("PersistentVolumeClaim", namespace, name)
 
     def environment(self, name: str) -> Body | None:
-        return self._one(("EnvironmentConfig", None, name))
-
-    async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-
-
-def _namespace(body: Mapping[str, Any]) -> str | None:
-    namespace: str | None = body["metadata"].get("namespace")
-    return namespace
+        return self._one("EnvironmentConfig", None, name)

@@ -17,67 +17,33 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
 from kabin import k8s
 from kabin.api import names
 from kabin.api.drive import DriveSpec, DriveStatus, Hold
-from kabin.api.meta import GROUP
 from kabin.api.names import DRIVE_LABEL, Reason
 from kabin.handlers import metrics, runtime
 from kabin.handlers.cache import Cache
 from kabin.k8s import errors, objects
+from kabin.k8s.informer import DELETED, Body
 from kabin.logic import drives, locks
-from kabin.settings import reconciles
 
 log = logging.getLogger("kabin.drives")
 
 
-@kopf.on.event(GROUP, "drives", when=lambda namespace, **_: reconciles(namespace))
-async def drive_changed(
-    *, type: str, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    """A Drive was created, changed or seen at start-up: note it in the cache, and queue
-    a reconcile."""
-    state = runtime.of(memo)
-    if namespace is None or state is None:
+def drive_changed(state: runtime.Runtime, event: str, body: Body) -> None:
+    """A Drive was created, changed, deleted or listed: queue its reconcile."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if event == DELETED:
+        state.drives.forget(key)
         return
-    state.cache.observe("Drive", body, deleted=type == "DELETED")
-    if type == "DELETED":
-        state.drives.forget((namespace, name))
-        return
-    state.drives.now((namespace, name))
+    state.drives.now(key)
 
 
-@kopf.on.event(
-    "persistentvolumeclaims",
-    labels={DRIVE_LABEL: kopf.PRESENT},
-    when=lambda namespace, **_: reconciles(namespace),
-)
-async def pvc_changed(
-    *,
-    type: str,
-    body: kopf.Body,
-    labels: kopf.Labels,
-    namespace: str | None,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
+def pvc_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     """A Drive's PVC was bound, resized or lost."""
-    state = runtime.of(memo)
-    if namespace and state is not None:
-        state.cache.observe("PersistentVolumeClaim", body, deleted=type == "DELETED")
-        state.drives.now((namespace, labels[DRIVE_LABEL]))
-
-
-@kopf.on.event(GROUP, "environmentconfigs")
-async def environment_changed(*, type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """An EnvironmentConfig changed: the cache keeps it for the sessions' reconciles
-    (which its change does not start: a session's environment is read at its own
-    events, as before)."""
-    state = runtime.of(memo)
-    if state is not None:
-        state.cache.observe("EnvironmentConfig", body, deleted=type == "DELETED")
+    drive = (body["metadata"].get("labels") or {}).get(DRIVE_LABEL)
+    if drive:
+        state.drives.now((body["metadata"]["namespace"], drive))
 
 
 async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:

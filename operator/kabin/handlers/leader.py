@@ -10,8 +10,15 @@ another. A standby takes the Lease once it has seen the same holder and version 
 `DURATION` seconds by its own clock (no clocks are compared), then reconciles everything
 from its cache. A holder that stops cleanly gives the Lease up at once.
 
+A renewal that does not answer is abandoned at the deadline: a holder cut off from the
+API server steps down on time even when its request hangs.
+
 kopf's own peering is not used: with equal priorities it pauses every replica, and a
 paused replica stops watching, so its indexes would go stale (docs/operations.md).
+Nor is kubernetes_asyncio's `leaderelection`: it awaits each renewal without a deadline,
+so a holder whose renewal hangs leads on after its Lease expired and a standby took it
+(two leaders), it uses the wall clock, and it never gives the Lease up on a clean stop
+(`tests/unit/test_leader.py` shows each).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kabin import k8s
 from kabin.k8s import objects
@@ -46,6 +53,36 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+Lease = dict[str, Any]
+
+
+class Leases(Protocol):
+    """Where the Lease is read and written: the API server, or a test's."""
+
+    async def get(self, namespace: str, name: str) -> Lease | None: ...
+
+    async def create(self, lease: Lease) -> Lease | None:
+        """The Lease as created, or None when it exists."""
+        ...
+
+    async def replace(self, lease: Lease) -> Lease | None:
+        """The Lease as written over its resourceVersion, or None on a conflict."""
+        ...
+
+
+class ApiLeases:
+    """Leases in the API server."""
+
+    async def get(self, namespace: str, name: str) -> Lease | None:
+        return await objects.get_lease(await k8s.shared(), namespace, name)
+
+    async def create(self, lease: Lease) -> Lease | None:
+        return await objects.create_lease(await k8s.shared(), lease)
+
+    async def replace(self, lease: Lease) -> Lease | None:
+        return await objects.replace_lease(await k8s.shared(), lease)
+
+
 class Leader:
     """Holds (or waits for) the Lease `name` in `namespace`; calls `lead` when it gets it
     and `follow` when it loses it."""
@@ -58,9 +95,13 @@ class Leader:
         lead: Callable[[], None],
         follow: Callable[[], Any],
         me: str | None = None,
+        leases: Leases | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.namespace, self.name, self.me = namespace, name, me or identity()
         self._lead, self._follow = lead, follow
+        self._leases: Leases = leases or ApiLeases()
+        self._clock = clock
         self._lease: dict[str, Any] | None = None  # the Lease as last written by us
         self._renewed = 0.0  # monotonic time of our last good renewal
         self._seen: tuple[str | None, str | None, float] = (None, None, 0.0)
@@ -81,23 +122,33 @@ class Leader:
         if self._lease is not None:
             lease = self._released()
             await self._step_down("stopping")
-            api = await k8s.shared()
             try:
-                await objects.replace_lease(api, lease)
+                await self._leases.replace(lease)
             except Exception as e:  # the Lease then expires on its own
                 log.info("Could not give the Lease up: %s", e)
 
     async def run(self) -> None:
         while True:
-            try:
-                await (self._renew() if self._lease is not None else self._try())
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.info("Leader election: %s", e)
-            if self._lease is not None and time.monotonic() - self._renewed > DEADLINE:
-                await self._step_down(f"no renewal for {DEADLINE:g} s")
+            await self.step()
             await asyncio.sleep(RENEW)
+
+    async def step(self) -> None:
+        """One look (a standby) or one renewal (the holder), and a step down if the
+        holder has not renewed for DEADLINE seconds."""
+        try:
+            if self._lease is None:
+                await self._try()
+            else:
+                left = DEADLINE - (self._clock() - self._renewed)
+                await asyncio.wait_for(self._renew(), max(left, 0.0))
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            log.info("Leader election: the renewal did not answer in time")
+        except Exception as e:
+            log.info("Leader election: %s", e)
+        if self._lease is not None and self._clock() - self._renewed >= DEADLINE:
+            await self._step_down(f"no renewal for {DEADLINE:g} s")
 
     def _spec(self, transitions: int, acquired: str) -> dict[str, Any]:
         return {
@@ -116,9 +167,8 @@ class Leader:
     async def _try(self) -> None:
         """A standby's look: take the Lease if nobody holds it, or its holder has not
         renewed it for DURATION seconds."""
-        api = await k8s.shared()
-        lease = await objects.get_lease(api, self.namespace, self.name)
-        now = time.monotonic()
+        lease = await self._leases.get(self.namespace, self.name)
+        now = self._clock()
         if lease is None:
             made = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -126,7 +176,7 @@ class Leader:
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(0, _now()),
             }
-            self._took(await objects.create_lease(api, made), now)
+            self._took(await self._leases.create(made), now)
             return
         spec, version = lease.get("spec") or {}, lease["metadata"]["resourceVersion"]
         holder = spec.get("holderIdentity")
@@ -135,7 +185,7 @@ class Leader:
         if holder and now - self._seen[2] < DURATION:
             return  # held, and renewed within the last DURATION seconds as we saw it
         taken = {**lease, "spec": self._spec(int(spec.get("leaseTransitions") or 0) + 1, _now())}
-        self._took(await objects.replace_lease(api, taken), now)
+        self._took(await self._leases.replace(taken), now)
 
     def _took(self, lease: dict[str, Any] | None, at: float) -> None:
         if lease is None:
@@ -146,9 +196,9 @@ class Leader:
 
     async def _renew(self) -> None:
         assert self._lease is not None
-        started = time.monotonic()
+        started = self._clock()
         lease = {**self._lease, "spec": {**self._lease["spec"], "renewTime": _now()}}
-        written = await objects.replace_lease(await k8s.shared(), lease)
+        written = await self._leases.replace(lease)
         if written is None:
             await self._step_down("another replica took the Lease")
             return

@@ -14,6 +14,7 @@ from kabin import k8s
 from kabin import settings as settings_module
 from kabin.handlers import cache, drives, leader, metrics, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
+from kabin.k8s.informer import ApiSource
 
 
 @kopf.on.startup()
@@ -34,8 +35,7 @@ async def configure(
     if ours.metrics_port:
         start_http_server(ours.metrics_port)
         logger.info("Metrics at :%d/metrics", ours.metrics_port)
-    state = runtime.Runtime(settings=ours, cache=cache.Cache())
-    await state.cache.load(await k8s.shared())  # before any watch event or reconcile
+    state = runtime.Runtime(settings=ours)
     for kind, reconcile in (("session", sessions.reconcile), ("drive", drives.reconcile)):
         queue = WorkQueue(
             functools.partial(reconcile, state),
@@ -43,10 +43,27 @@ async def configure(
             backoff=(ours.retry_backoff_min, ours.retry_backoff_max),
             what=kind,
             workers=ours.reconcile_workers,
-            active=not ours.leader_election,
+            active=False,  # until the cache has listed every kind (and this replica leads)
         )
         setattr(state, f"{kind}s", queue)
-        queue.start()
+    events = {
+        "Session": sessions.session_changed,
+        "Drive": drives.drive_changed,
+        "PersistentVolumeClaim": drives.pvc_changed,
+        **{kind: sessions.child_changed for kind in ("Pod", "Service", "Ingress", "Lease")},
+    }
+    state.cache = cache.Cache(
+        ApiSource(await k8s.shared()),
+        {kind: functools.partial(handle, state) for kind, handle in events.items()},
+        lapsed=lambda namespace, name: state.sessions.now((namespace, name)),
+    )
+    # Every kind listed before any reconcile runs: a reconcile reads the cache.
+    await state.cache.start()
+    state.sessions.start()
+    state.drives.start()
+    if not ours.leader_election:
+        state.drives.activate()
+        state.sessions.activate()
     metrics.LEADING.set(0 if ours.leader_election else 1)
     if ours.leader_election:
 
@@ -73,6 +90,7 @@ async def stop(*, memo: kopf.Memo, **_: Any) -> None:
     if state is not None:
         await state.sessions.stop()
         await state.drives.stop()
-        await state.cache.stop()
+        if hasattr(state, "cache"):
+            await state.cache.stop()
         if state.leader is not None:
             await state.leader.stop()  # gives the Lease up: a standby takes over at once

@@ -24,7 +24,7 @@ class Runtime:
     """The operator's shared state."""
 
     settings: OperatorSettings
-    cache: Cache
+    cache: Cache = field(init=False)
     sessions: WorkQueue = field(init=False)
     drives: WorkQueue = field(init=False)
     leader: Leader | None = None  # with leader election: this replica's part in it

@@ -12,108 +12,60 @@ Reconciles of one session never overlap (the work queue in `workqueue`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-from kopf._core.intents.callbacks import WatchingFn  # kopf.on.event's own annotation
-
 from kabin import k8s
 from kabin.api import names
 from kabin.api.environment import EnvironmentConfig
-from kabin.api.meta import GROUP, parse_time
+from kabin.api.meta import parse_time
 from kabin.api.names import RENEW_ANNOTATION, Reason
 from kabin.api.session import SessionSpec, SessionStatus
-from kabin.handlers import metrics, runtime
+from kabin.handlers import cache, metrics, runtime
 from kabin.handlers.cache import Cache
 from kabin.k8s import errors, objects
+from kabin.k8s.informer import DELETED, Body
 from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
 from kabin.logic import pod as pod_builder
 from kabin.logic.access import Origin
 from kabin.logic.drives import claim_name
-from kabin.settings import OperatorSettings, reconciles
+from kabin.settings import OperatorSettings
 
 log = logging.getLogger("kabin.sessions")
 
 
-@kopf.on.event(GROUP, "sessions", when=lambda namespace, **_: reconciles(namespace))
-async def session_changed(
-    *,
-    type: str,
-    name: str,
-    namespace: str | None,
-    body: kopf.Body,
-    spec: kopf.Spec,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    """A Session was created, changed or seen at start-up: note it in the cache, and
-    queue a reconcile.
-
-    Async (though it awaits nothing) so that kopf runs it in the event loop, not a thread.
-    """
-    state = runtime.of(memo)
-    if namespace is None or state is None:
+def session_changed(state: runtime.Runtime, event: str, body: Body) -> None:
+    """A Session was created, changed, deleted or listed: queue its reconcile (or, when it
+    is gone, forget it and let its drive pass on)."""
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    if event == DELETED:
+        metrics.observe_phase(key, None, "")
+        state.sessions.forget(key)
+        for drive in cache.session_drives(body):
+            state.drives.now((key[0], drive))
         return
-    state.cache.observe("Session", body, deleted=type == "DELETED")
-    if type == "DELETED":
-        metrics.observe_phase((namespace, name), None, "")
-        state.sessions.forget((namespace, name))
-        with contextlib.suppress(ValueError):
-            drive = logic_drives.drive_of(SessionSpec.model_validate(dict(spec)))
-            if drive:
-                state.drives.now((namespace, drive))
-        return
-    state.sessions.now((namespace, name))
+    state.sessions.now(key)
 
 
-def _ours(namespace: str | None, **_: Any) -> bool:
-    return reconciles(namespace)
-
-
-def _on_child(*resource: str) -> Callable[[WatchingFn], WatchingFn]:
-    """Watch kabin's own children of this kind in the namespaces this operator reconciles."""
-    return kopf.on.event(*resource, labels={names.MANAGED_BY_LABEL: names.MANAGED_BY}, when=_ours)
-
-
-_KINDS = {"pods": "Pod", "services": "Service", "ingresses": "Ingress", "leases": "Lease"}
-
-
-@_on_child("pods")
-@_on_child("coordination.k8s.io", "leases")
-@_on_child("services")
-@_on_child("networking.k8s.io", "ingresses")
-async def child_changed(
-    *,
-    type: str,
-    body: kopf.Body,
-    resource: kopf.Resource,
-    labels: kopf.Labels,
-    namespace: str | None,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
+def child_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     """One of a Session's pods changed, its agent renewed its activity Lease, or one of
     its Services or its Ingress changed (someone edited or deleted it): its status (and
     its expiry) may have moved, or a child needs making again."""
-    state = runtime.of(memo)
-    if namespace is None or state is None:
-        return
-    state.cache.observe(_KINDS[resource.plural], body, deleted=type == "DELETED")
+    meta = body["metadata"]
+    labels = meta.get("labels") or {}
     session = labels.get(names.SESSION_LABEL)
     if session:
-        state.sessions.now((namespace, session))
+        state.sessions.now((meta["namespace"], session))
     drive = labels.get(names.DRIVE_LABEL)
     if drive:
         # A pod of a deleted session still holds its drive until it is gone.
-        state.drives.now((namespace, drive))
+        state.drives.now((meta["namespace"], drive))
 
 
 async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
@@ -162,6 +114,7 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     if spec.environment and env is None and not previous.phase:
         message = f'EnvironmentConfig "{spec.environment}" does not exist'
         failure = errors.Failure(False, Reason.ENVIRONMENT_NOT_FOUND, message)
+    drive, make_drive = _drive(cache, namespace, name, spec)
     session = _Session(
         api=api,
         cache=cache,
@@ -170,11 +123,16 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         owner=resolve.Owner(name, namespace, raw["metadata"]["uid"], spec.user or ""),
         resolved=resolve.resolve(spec, env.spec if env else None),
         settings=state.settings,
-        drive=await _drive(api, cache, namespace, name, spec, state.settings),
+        drive=drive,
     )
     seen = _look(session, _read(session), previous, failure)
     if not session.deleting and failure is None:
         try:
+            if make_drive and seen.outcome.status.phase not in names.DONE_PHASES:
+                # Only a session about to run makes its user's default drive: a finished
+                # one must not bring back a drive its user deleted.
+                session = replace(session, drive=await _make_default_drive(session))
+                seen = _look(session, seen.children, previous)
             done = await _converge(session, seen)
             if done is not None:
                 # What we just did is part of the status; what we decided (a terminal
@@ -295,24 +253,34 @@ def _look(
     return _Seen(children, outcome)
 
 
-async def _drive(
-    api: Any, cache: Cache, namespace: str, name: str, spec: SessionSpec, settings: OperatorSettings
-) -> status.DriveView | None:
-    """Where the session stands with its drive; makes the user's default drive on demand
-    (one that exists already, unseen by the cache, is left as it is)."""
+def _drive(
+    cache: Cache, namespace: str, name: str, spec: SessionSpec
+) -> tuple[status.DriveView | None, bool]:
+    """Where the session stands with its drive, from the cache; and whether that drive is
+    its user's default one and does not exist yet (made only for a session about to
+    run, by `_make_default_drive`)."""
     drive_name = logic_drives.drive_of(spec)
     if drive_name is None:
-        return None
+        return None, False
     raw = cache.drive(namespace, drive_name)
-    if raw is None and not spec.drive and spec.user:
-        raw = logic_drives.default_drive(
-            namespace=namespace, user=spec.user, size=settings.default_drive_size
-        )
-        if not await objects.create_custom(api, "drives", raw):
-            # Made by someone else meanwhile: judged as it is, never as we would make it.
-            raw = await objects.get_custom(api, "drives", namespace, drive_name)
     default_for = spec.user if not spec.drive else None
-    return logic_drives.view(drive_name, session=name, drive=raw, default_for=default_for)
+    view = logic_drives.view(drive_name, session=name, drive=raw, default_for=default_for)
+    return view, raw is None and default_for is not None
+
+
+async def _make_default_drive(session: _Session) -> status.DriveView:
+    """Make the user's default drive (one that exists already, unseen by the cache, is
+    left as it is and judged as it is)."""
+    spec, owner = session.spec, session.owner
+    assert spec.user
+    raw: dict[str, Any] | None = logic_drives.default_drive(
+        namespace=owner.namespace, user=spec.user, size=session.settings.default_drive_size
+    )
+    assert raw is not None
+    name = raw["metadata"]["name"]
+    if not await objects.create_custom(session.api, "drives", raw):
+        raw = await objects.get_custom(session.api, "drives", owner.namespace, name)
+    return logic_drives.view(name, session=owner.name, drive=raw, default_for=spec.user)
 
 
 async def _converge(session: _Session, seen: _Seen) -> _Children | None:
@@ -322,7 +290,7 @@ async def _converge(session: _Session, seen: _Seen) -> _Children | None:
     if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
         freed = await _free(session, pods)  # finished headless pods stay for their logs
         return replace(seen.children, pods=[]) if freed else None
-    if phase in status.TERMINAL:
+    if phase in names.DONE_PHASES:
         return None
     existing = {resolve.replica_of(p): p for p in pods}
     if session.drive is not None and not session.drive.granted and not existing:
@@ -350,12 +318,14 @@ async def _converge(session: _Session, seen: _Seen) -> _Children | None:
 
 async def _free(session: _Session, pods: list[dict[str, Any]]) -> bool:
     """Delete the pods of a session that ended, freeing their resources."""
-    changed = False
-    for pod in pods:
-        if not pod["metadata"].get("deletionTimestamp"):
-            name = pod["metadata"]["name"]
-            changed |= await objects.delete_pod(session.api, session.owner.namespace, name)
-    return changed
+    deleted = [
+        pod
+        for pod in pods
+        if not pod["metadata"].get("deletionTimestamp")
+        and await objects.delete_pod(session.api, session.owner.namespace, pod["metadata"]["name"])
+    ]
+    session.cache.deleted("Pod", session.owner.namespace, session.owner.name, deleted)
+    return bool(deleted)
 
 
 async def _agent_access(session: _Session) -> None:
@@ -413,6 +383,9 @@ async def _remove_extra_pods(session: _Session, existing: dict[int, dict[str, An
             )
         ):
             removed.append(replica)
+    session.cache.deleted(
+        "Pod", session.owner.namespace, session.owner.name, [existing[r] for r in removed]
+    )
     return removed
 
 
@@ -465,8 +438,8 @@ def _record(
     metrics.observe_phase(key, current.phase, spec.type, pending_since=since)
     if current.phase == "Failed" and previous.phase != "Failed":
         metrics.FAILURES.labels(current.reason or "Unknown").inc()
-    was_ready = any(c.type == "Ready" and c.status == "True" for c in previous.conditions or [])
-    is_ready = any(c.type == "Ready" and c.status == "True" for c in current.conditions or [])
+    was_ready = any(c.type == names.READY and c.status == "True" for c in previous.conditions or [])
+    is_ready = any(c.type == names.READY and c.status == "True" for c in current.conditions or [])
     if current.phase == "Expired" and previous.phase != "Expired":
         expiry = current.expiry_time or previous.expiry_time
         if expiry is not None:

@@ -83,6 +83,21 @@ async def _read(call: Any, *args: Any) -> dict[str, Any] | None:
     return body
 
 
+async def list_page(
+    api: client.ApiClient, path: str, selector: str | None = None, token: str | None = None
+) -> dict[str, Any]:
+    """One page (500 objects) of a collection (`/api/v1/pods`, all namespaces), as JSON;
+    `token`: the previous page's `continue`."""
+    query: list[tuple[str, Any]] = [("limit", 500)]
+    query += [("labelSelector", selector)] if selector else []
+    query += [("continue", token)] if token else []
+    response = await api.call_api(
+        path, "GET", query_params=query, auth_settings=["BearerToken"], _preload_content=False
+    )
+    page: dict[str, Any] = await _json(response)
+    return page
+
+
 async def list_raw(
     api: client.ApiClient, path: str, selector: str | None = None
 ) -> list[dict[str, Any]]:
@@ -91,12 +106,7 @@ async def list_raw(
     items: list[dict[str, Any]] = []
     token = None
     while True:
-        query = [("limit", 500)] + ([("labelSelector", selector)] if selector else [])
-        query += [("continue", token)] if token else []
-        response = await api.call_api(
-            path, "GET", query_params=query, auth_settings=["BearerToken"], _preload_content=False
-        )
-        page = await _json(response)
+        page = await list_page(api, path, selector, token)
         items += page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         if not token:

@@ -12,6 +12,7 @@ from kabin.api.meta import API_VERSION, Condition, parse_quantity, parse_time
 from kabin.api.names import (
     DELETION_BLOCKED,
     DISPLAY_NAME_ANNOTATION,
+    DONE_PHASES,
     DRIVE_LABEL,
     FAILED,
     MANAGED_BY,
@@ -192,7 +193,7 @@ def claimants(
         meta = session["metadata"]
         wants = (
             not meta.get("deletionTimestamp")
-            and session.get("status", {}).get("phase") not in locks.DONE_PHASES
+            and session.get("status", {}).get("phase") not in DONE_PHASES
             and (spec.drive is not None or spec.user == owner)
         )
         found.append(

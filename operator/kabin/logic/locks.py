@@ -15,7 +15,6 @@ from datetime import datetime
 from kabin.api.drive import Hold
 
 FINISHED = frozenset({"Succeeded", "Failed"})
-DONE_PHASES = frozenset({"Succeeded", "Failed", "Expired"})
 
 
 @dataclass(frozen=True)

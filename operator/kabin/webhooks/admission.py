@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from kabin import k8s
 from kabin import settings as settings_module
 from kabin.api.meta import GROUP
+from kabin.api.names import DONE_PHASES
 from kabin.api.session import SessionSpec
 from kabin.k8s import objects
 from kabin.logic.admission import (
@@ -29,7 +30,6 @@ from kabin.logic.admission import (
     stamp_owner,
 )
 from kabin.logic.drives import drive_of
-from kabin.logic.locks import DONE_PHASES
 from kabin.webhooks import server
 
 DURATION = Histogram(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kabin.api import names
 from kabin.api.environment import SESSION_TYPES
 from kabin.api.meta import parse_quantity
 from kabin.api.names import NAME_ANNOTATION
@@ -68,10 +69,6 @@ class Row:
     active: bool = False
 
 
-def _conditions(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(c.get("type")): c for c in status.get("conditions") or []}
-
-
 def reason_of(obj: Mapping[str, Any]) -> str:
     """Why a session is where it is, in one line: the drive it waits for (and who holds
     it), the scheduler's message, an interface not answering yet, or how it ended."""
@@ -81,15 +78,15 @@ def reason_of(obj: Mapping[str, Any]) -> str:
         return "being deleted"
     if phase not in ACTIVE:
         return str(status.get("message") or status.get("reason") or phase)
-    conditions = _conditions(status)
-    failed = conditions.get("Failed", {})
+    conditions = names.conditions_by_type(status)
+    failed = conditions.get(names.FAILED, {})
     if failed.get("status") == "True":
         return f"{failed.get('reason')}: {failed.get('message')}"
-    for kind in ("DriveReady", "Scheduled", "Ready"):
+    for kind in (names.DRIVE_READY, names.SCHEDULED, names.READY):
         condition = conditions.get(kind)
         if condition is not None and condition.get("status") == "False":
             return str(condition.get("message") or condition.get("reason") or "")
-    if "Ready" not in conditions:
+    if names.READY not in conditions:
         return "waiting for the operator"
     return ""
 
@@ -130,7 +127,7 @@ def row(obj: Mapping[str, Any]) -> Row:
     meta, spec = obj["metadata"], obj["spec"]
     status = obj.get("status") or {}
     phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase") or "Pending"
-    ready = _conditions(status).get("Ready", {}).get("status") == "True"
+    ready = names.is_true(status, names.READY)
     return Row(
         id=str(meta["name"]),
         name=str((meta.get("annotations") or {}).get(NAME_ANNOTATION) or meta["name"]),

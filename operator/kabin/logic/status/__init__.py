@@ -19,7 +19,6 @@ from kabin.logic.resolve import selector
 from kabin.logic.status.conditions import Conditions
 from kabin.logic.status.endpoints import connect_url, endpoints
 from kabin.logic.status.model import (
-    TERMINAL,
     DriveView,
     Event,
     Observed,
@@ -31,7 +30,6 @@ from kabin.logic.status.pods import Pods, pull_deadline
 from kabin.logic.status.timeouts import clock, warn_at
 
 __all__ = [
-    "TERMINAL",
     "DriveView",
     "Event",
     "Observed",
@@ -50,7 +48,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
     where = verdict(observed, pods, times, now=now, settings=settings)
     reachable = endpoints(observed, phase=where.phase, head=pods.head, settings=settings)
     make = Conditions(previous=observed.previous, now=now, generation=observed.generation)
-    ending = where.phase in TERMINAL or where.phase == "Terminating"
+    ending = where.phase in names.DONE_PHASES or where.phase == "Terminating"
 
     conditions: list[Condition] = [make.scheduled(pods, phase=where.phase, replicas=spec.replicas)]
     warning = warn_at(times.expiry, settings.expiring_soon)
@@ -128,7 +126,7 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
     failed = _flipped_true(prev, new, names.FAILED)
     if failed:  # once, when the failure appears: not once per retry
         events.append(Event("Warning", failed.reason or names.FAILED, failed.message or ""))
-    if new.phase != prev.phase and new.phase in TERMINAL:
+    if new.phase != prev.phase and new.phase in names.DONE_PHASES:
         severity = "Warning" if new.phase == "Failed" else "Normal"
         # Expired says why (IdleTimeout, Timeout); the other phases are their own reason.
         why = (new.reason if new.phase == "Expired" else None) or new.phase or ""

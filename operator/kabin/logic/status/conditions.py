@@ -9,9 +9,9 @@ from datetime import datetime
 
 from kabin.api import names
 from kabin.api.meta import Condition
-from kabin.api.names import Reason
+from kabin.api.names import DONE_PHASES, Reason
 from kabin.api.session import Endpoint, SessionStatus
-from kabin.logic.status.model import TERMINAL, DriveView
+from kabin.logic.status.model import DriveView
 from kabin.logic.status.pods import Pods
 
 
@@ -40,7 +40,7 @@ class Conditions:
         """Scheduled: every pod placed, or why not (the scheduler's words)."""
         refused = pods.unscheduled()
         placed = f"{pods.placed}/{replicas} pods placed"
-        if phase in TERMINAL and not pods.live:
+        if phase in DONE_PHASES and not pods.live:
             return self.make(names.SCHEDULED, False, phase, f"the session is {phase}")
         if refused is not None:
             reason = refused.get("reason") or Reason.UNSCHEDULABLE
@@ -106,7 +106,7 @@ class Conditions:
         ):
             text = counted + (", every interface answers" if endpoints else "")
             return self.make(names.READY, True, Reason.READY, text)
-        if phase in TERMINAL or phase == "Terminating":
+        if phase in DONE_PHASES or phase == "Terminating":
             return self.make(names.READY, False, phase, message or f"the session is {phase}")
         text = counted + (f"; waiting for {', '.join(waiting)}" if waiting else "")
         return self.make(names.READY, False, Reason.NOT_READY, text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kabin.api import names
 from kabin.api.environment import HTTP_INTERFACES, Interface
 from kabin.api.names import readiness_gate
 from kabin.api.session import Endpoint
@@ -52,7 +53,7 @@ def endpoints(
             ready=head is not None
             and phase == "Running"
             and true(head, readiness_gate(iface.name))
-            and true(head, "Ready"),
+            and true(head, names.POD_READY),
         )
         for iface in observed.resolved.interfaces
     ]

@@ -12,8 +12,6 @@ from kabin.api.session import SessionSpec, SessionStatus
 from kabin.logic.activity import Recorded
 from kabin.logic.resolve import Owner, Resolved
 
-TERMINAL = frozenset({"Succeeded", "Failed", "Expired"})
-
 
 @dataclass(frozen=True)
 class DriveView:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from kabin.api.names import Reason
+from kabin.api.names import DONE_PHASES, Reason
 from kabin.api.session import Phase
-from kabin.logic.status.model import TERMINAL, Observed, StatusSettings
+from kabin.logic.status.model import Observed, StatusSettings
 from kabin.logic.status.pods import Pods, finished, unrecoverable
 from kabin.logic.status.timeouts import Clock
 
@@ -39,7 +39,7 @@ def verdict(
     prev, spec, resolved = observed.previous, observed.spec, observed.resolved
     if observed.deleting:
         return Verdict("Terminating", prev.reason, prev.message)
-    if (prev.phase or "Pending") in TERMINAL:
+    if (prev.phase or "Pending") in DONE_PHASES:
         return Verdict(cast(Phase, prev.phase), prev.reason, prev.message)
     headless = spec.type == "headless"
     done = finished(pods.wanted, spec.replicas) if headless else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from kabin.api import names
 from kabin.api.meta import parse_time
 from kabin.api.names import Reason
 from kabin.logic.resolve import replica_of
@@ -50,7 +51,7 @@ class Pods:
             wanted=wanted,
             live=live,
             running=running,
-            ready=[p for p in running if true(p, "Ready")],
+            ready=[p for p in running if true(p, names.POD_READY)],
             succeeded=[p for p in live if _phase(p) == "Succeeded"],
             head=next((p for p in live if replica_of(p) == 1), None),
             placed=len([p for p in live if p.get("spec", {}).get("nodeName")]),
@@ -59,9 +60,9 @@ class Pods:
     def unscheduled(self) -> dict[str, Any] | None:
         """The scheduler's PodScheduled=False condition of the first pod it cannot place."""
         refused = [
-            conditions_of(p)["PodScheduled"]
+            conditions_of(p)[names.POD_SCHEDULED]
             for p in self.live
-            if conditions_of(p).get("PodScheduled", {}).get("status") == "False"
+            if conditions_of(p).get(names.POD_SCHEDULED, {}).get("status") == "False"
         ]
         return refused[0] if refused else None
 
