@@ -4,12 +4,17 @@ drives; and the event-stream framing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from kubernetes_asyncio.client.rest import ApiException
 
+from kabin.client.errors import AlreadyExists, Invalid, KabinError, from_api
+from kabin.gateway import users
 from kabin.gateway.dashboard import views
 from kabin.gateway.dashboard.live import event
+from kabin.gateway.identity import Identity
 
 
 def session(
@@ -161,38 +166,68 @@ def test_choices_are_labelled_with_display_names() -> None:
     assert "Idle" in views.timeout_line(found[0]) and "Absolute" in views.timeout_line(found[2])
 
 
+def _refused(message: str, **status: Any) -> KabinError:
+    error: Any = ApiException(status=422, reason="Unprocessable Entity")
+    error.body = json.dumps({"kind": "Status", "code": 422, "message": message, **status})
+    return from_api(error)
+
+
 @pytest.mark.parametrize(
-    ("message", "field"),
+    ("error", "field"),
     [
-        ('spec.resources.cpu: 64 exceeds the maximum of 32 set by EnvironmentConfig "x"', "cpu"),
-        ("spec.resources.memory: 1Ti exceeds the maximum", "memory"),
-        ("spec.resources.gpu: 9 exceeds the maximum of 8", "gpu"),
         (
-            'spec.timeout: 999999 exceeds the maximum of 86400 set by EnvironmentConfig "x"',
+            Invalid(
+                'spec.resources.cpu: 64 exceeds the maximum of 32 set by EnvironmentConfig "x"'
+            ),
+            "cpu",
+        ),
+        (Invalid("cores: 'x' is not a number"), "cpu"),
+        (Invalid("name: 'Bad' must be lowercase letters"), "name"),
+        (AlreadyExists("a session named 'lab' already exists", field="name"), "name"),
+        (
+            _refused(
+                'admission webhook "session-fits.kabin.dev" denied the request: '
+                'spec.drive: Drive "nope" does not exist'
+            ),
+            "drive",
+        ),
+        (
+            _refused(
+                'admission webhook "session-fits.kabin.dev" denied the request: '
+                "spec.timeout: 999999 exceeds the maximum of 86400"
+            ),
             "timeout",
         ),
-        ('spec.drive: Drive "nope" does not exist', "drive"),
-        ('spec.environment: EnvironmentConfig "x" does not exist', "choice"),
-        ("name: 'Bad' must be lowercase letters", "name"),
-        ("name: a session named 'lab' already exists", "name"),
-        ("cores: 'x' is not a number", "cpu"),
-        ("something else entirely", "form"),
+        (
+            _refused(
+                'Session.kabin.dev "x" is invalid: spec.resources.memory: Invalid value',
+                details={"causes": [{"field": "spec.resources.memory"}]},
+            ),
+            "memory",
+        ),
+        (Invalid("something else entirely"), "form"),
+        (KabinError("the cpu is on fire"), "form"),  # words in the message do not count
     ],
 )
-def test_refusals_point_at_their_field(message: str, field: str) -> None:
-    assert views.field_of(message) == field
+def test_refusals_carry_the_field_they_name(error: KabinError, field: str) -> None:
+    assert views.form_field(error.field) == field
 
 
-def test_drives_the_user_may_pick() -> None:
+def test_drives_the_user_may_pick_by_admissions_rule() -> None:
     drives = [
         {"metadata": {"name": "b"}, "spec": {"size": "1Gi", "access": "shared", "owner": "bob"}},
         {"metadata": {"name": "mine"}, "spec": {"size": "1Gi", "access": "private", "owner": "alice"},
          "status": {"holder": {"session": "lab"}, "waiting": [{"session": "two"}]}},
         {"metadata": {"name": "bobs"}, "spec": {"size": "1Gi", "access": "private", "owner": "bob"}},
     ]  # fmt: skip
-    usable = views.usable_drives(drives, "alice")
+    alice, admins = Identity("alice", ("kabin:users",)), ("kabin:admins",)
+    usable = views.drive_rows([d for d in drives if users.may_use(d, alice, admins)])
     assert [d.name for d in usable] == ["b", "mine"]
     assert usable[1].in_use and usable[1].holder == "lab" and usable[1].waiting == ["two"]
+    admin = Identity("root", ("kabin:admins",))
+    assert [d["metadata"]["name"] for d in drives if users.may_use(d, admin, admins)] == [
+        "b", "mine", "bobs",
+    ]  # fmt: skip
 
 
 def test_server_sent_event_framing() -> None:

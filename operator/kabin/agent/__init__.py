@@ -17,14 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.rest import ApiException
 
 from kabin import k8s
 from kabin.agent import probes
 from kabin.api import names
 from kabin.api.names import Reason, readiness_gate
-from kabin.k8s import objects
+from kabin.k8s import ApiClient, ApiException, objects
 from kabin.logic import activity
 from kabin.settings import AgentSettings
 
@@ -45,7 +43,7 @@ def micro_time(when: datetime) -> str:
 class Agent:
     """One agent: its settings, its API client, and what it has written so far."""
 
-    def __init__(self, settings: AgentSettings, api: client.ApiClient) -> None:
+    def __init__(self, settings: AgentSettings, api: ApiClient) -> None:
         self.settings = settings
         self.api = api
         self.interfaces = [probes.Probe(**i) for i in json.loads(settings.interfaces)]

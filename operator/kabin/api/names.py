@@ -131,6 +131,7 @@ class Reason:
     INVALID = "Invalid"
     NOT_FOUND = "NotFound"
     CONFLICT = "Conflict"
+    ALREADY_EXISTS = "AlreadyExists"
     API_UNAVAILABLE = "APIUnavailable"
     NAMESPACE_TERMINATING = "NamespaceTerminating"
     ANSWERING = "Answering"

@@ -8,19 +8,32 @@ and `Unreachable`, all `KabinError`s.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from kubernetes_asyncio.client.rest import ApiException
 
-from kabin.k8s.errors import message_of
+from kabin.api.names import Reason
+from kabin.k8s.errors import Failure, classify
 
 
 class KabinError(Exception):
-    """A request failed. The message is the API server's when it answered."""
+    """A request failed. The message is the API server's when it answered; `field`, when
+    the input was at fault, the field it got wrong (`spec.resources.cpu`, `name`)."""
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
+        self.field = field
 
 
 class NotFound(KabinError):
@@ -41,7 +54,18 @@ class Forbidden(KabinError):
 
 
 class Invalid(KabinError, ValueError):
-    """Bad input: refused by the client's checks or by the API server (422, 400)."""
+    """Bad input: refused by the client's checks or by the API server (422, 400). The
+    client's own checks word their messages "field: what is wrong", and that field is
+    the error's `field` unless one is given."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        if field is None:
+            named = _NAMED.match(message)
+            field = named.group(1) if named else None
+        super().__init__(message, field=field, **kwargs)
+
+
+_NAMED = re.compile(r"^([a-zA-Z][\w.\[\]]*): ")
 
 
 class Timeout(KabinError, TimeoutError):
@@ -52,19 +76,29 @@ class Unreachable(KabinError, ConnectionError):
     """The API server could not be reached."""
 
 
-_BY_STATUS: dict[int, type[KabinError]] = {
-    400: Invalid,
-    403: Forbidden,
-    404: NotFound,
-    409: AlreadyExists,
-    422: Invalid,
+_BY_REASON: dict[str, type[KabinError]] = {
+    Reason.INVALID: Invalid,
+    Reason.FORBIDDEN: Forbidden,
+    Reason.QUOTA_EXCEEDED: Forbidden,
+    Reason.NAMESPACE_TERMINATING: Forbidden,
+    Reason.NOT_FOUND: NotFound,
+    Reason.ALREADY_EXISTS: AlreadyExists,
+    Reason.CONFLICT: Conflict,
 }
+
+
+def from_failure(failure: Failure) -> KabinError:
+    """The typed exception of a classified failure (`kabin.k8s.errors.classify`, the one
+    classification), carrying the API server's message and the field it names."""
+    if failure.status is None:  # no answer: a timeout or a broken connection
+        kind: type[KabinError] = Unreachable
+    else:
+        kind = _BY_REASON.get(failure.reason, KabinError)
+    return kind(failure.message, status=failure.status, reason=failure.reason, field=failure.field)
 
 
 def from_api(error: ApiException) -> KabinError:
     """The typed exception of an API server error response, carrying its message."""
-    kind = _BY_STATUS.get(error.status or 0, KabinError)
-    message = message_of(error)
-    if error.status == 409 and '"reason":"Conflict"' in str(error.body or "").replace(" ", ""):
-        kind = Conflict
-    return kind(message, status=error.status, reason=str(error.reason or ""))
+    failure = classify(error)
+    assert failure is not None
+    return from_failure(failure)

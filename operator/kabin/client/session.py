@@ -210,14 +210,18 @@ class AsyncSession(Options):
             raise first
         return [r for r in results if not isinstance(r, BaseException)]
 
-    async def _images(self, sessions: list[dict[str, Any]]) -> dict[str, str]:
-        """Images of the environments that sessions without their own image name."""
+    async def images(self, sessions: list[dict[str, Any]]) -> dict[str, str]:
+        """The images of the environments that these Session objects name without an image
+        of their own, by environment (empty when the environments cannot be read).
+
+        Examples:
+            >>> await session.images(await session.session_objects())
+            {'notebook': 'quay.io/jupyter/scipy-notebook'}
+        """
         if all(s["spec"].get("image") for s in sessions):
             return {}
         try:
-            envs = await self._call(
-                lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
-            )
+            envs = await self.environment_objects()
         except KabinError as e:  # cosmetic: the record says <none> instead
             log.debug("cannot read EnvironmentConfigs for session images: %s", e)
             return {}
@@ -230,8 +234,14 @@ class AsyncSession(Options):
             raise NotFound(f'session "{name}" not found in namespace "{namespace}"', status=404)
         return obj
 
-    async def _sessions(self, *, everywhere: bool) -> list[dict[str, Any]]:
-        """The sessions of this namespace, or of every namespace the caller may read."""
+    async def session_objects(self, *, everywhere: bool = False) -> list[dict[str, Any]]:
+        """The Session objects of this namespace, or of every namespace the caller may
+        read, as stored.
+
+        Examples:
+            >>> [s["metadata"]["name"] for s in await session.session_objects()]
+            ['my-notebook']
+        """
         if not everywhere:
             return await self._call(
                 lambda api: objects.list_custom(api, "sessions", self.namespace)
@@ -256,7 +266,14 @@ class AsyncSession(Options):
             found = await self._all(readable(n) for n in namespaces)
             return [s for group in found for s in group]
 
-    async def _pods(self, session_id: str) -> list[dict[str, Any]]:
+    async def pod_objects(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's pods, as stored, by replica (NotFound when there is no such
+        session).
+
+        Examples:
+            >>> [p["metadata"]["name"] for p in await session.pod_objects("my-notebook")]
+            ['my-notebook-1']
+        """
         namespace, name = records.parse_id(session_id, self.namespace)
         # NotFound when there is no such session, even while the garbage collector is
         # still removing the pods of one just deleted.
@@ -296,12 +313,12 @@ class AsyncSession(Options):
         everywhere = records.check_view(view) == "all"
         found = [
             s
-            for s in await self._sessions(everywhere=everywhere)
+            for s in await self.session_objects(everywhere=everywhere)
             if (wanted_kind is None or s["spec"]["type"] == wanted_kind)
             and (phase is None or records.phase_of(s) == phase)
         ]
         found.sort(key=records.sort_key)
-        images = await self._images(found)
+        images = await self.images(found)
         return [records.record(s, home=self.namespace, images=images) for s in found]
 
     async def stats(self) -> dict[str, Any]:
@@ -348,7 +365,7 @@ class AsyncSession(Options):
             >>> await session.info(["test-1", "test-2"])
         """
         found = await self._all(self._read(i) for i in records.as_ids(ids))
-        images = await self._images(found)
+        images = await self.images(found)
         return [records.record(s, home=self.namespace, images=images) for s in found]
 
     async def logs(self, ids: str | list[str], verbose: bool = False) -> dict[str, str]:
@@ -377,7 +394,7 @@ class AsyncSession(Options):
             return name, text
 
         async def one(session_id: str) -> str:
-            pods = [p for p in await self._pods(session_id) if records.started(p)]
+            pods = [p for p in await self.pod_objects(session_id) if records.started(p)]
             return records.join_logs(await self._all(read(p) for p in pods))
 
         results = dict(zip(wanted, await self._all(one(i) for i in wanted), strict=True))
@@ -653,7 +670,7 @@ class AsyncSession(Options):
         """
         pods = [
             p
-            for group in await self._all(self._pods(i) for i in records.as_ids(ids))
+            for group in await self._all(self.pod_objects(i) for i in records.as_ids(ids))
             for p in group
             if records.started(p)
         ]
@@ -711,7 +728,7 @@ class AsyncSession(Options):
             [{'id': 'team-scratch', 'name': 'team-scratch', 'size': '100Gi',
               'access': 'shared', 'owner': 'alice', 'phase': 'Available', ...}]
         """
-        found = await self._call(lambda api: objects.list_custom(api, "drives", self.namespace))
+        found = await self.drive_objects()
         found.sort(key=records.sort_key)
         return [records.drive_record(d, home=self.namespace) for d in found]
 
@@ -762,10 +779,79 @@ class AsyncSession(Options):
             >>> [e["name"] for e in await session.environments()]
             ['desktop', 'notebook', 'pytorch-gpu', 'ssh', 'vscode']
         """
-        found = await self._call(
-            lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
-        )
+        found = await self.environment_objects()
         return [
             records.environment_record(e)
             for e in sorted(found, key=lambda e: e["metadata"]["name"])
         ]
+
+    # -- the objects as stored, for servers built on the client (kabin's gateway) ------------
+
+    async def environment_objects(self) -> list[dict[str, Any]]:
+        """The EnvironmentConfig objects, as stored.
+
+        Examples:
+            >>> [e["metadata"]["name"] for e in await session.environment_objects()]
+            ['desktop', 'notebook']
+        """
+        return await self._call(
+            lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
+        )
+
+    async def drive_objects(self) -> list[dict[str, Any]]:
+        """The Drive objects of this namespace, as stored.
+
+        Examples:
+            >>> [d["spec"]["access"] for d in await session.drive_objects()]
+            ['private']
+        """
+        return await self._call(lambda api: objects.list_custom(api, "drives", self.namespace))
+
+    async def event_objects(self) -> list[dict[str, Any]]:
+        """The Events of this namespace.
+
+        Examples:
+            >>> [e["reason"] for e in await session.event_objects()]
+            ['Pulled', 'Started']
+        """
+        return await self._call(lambda api: objects.list_events(api, self.namespace))
+
+    async def node_objects(self) -> list[dict[str, Any]]:
+        """The cluster's Nodes (needs cluster-wide read of nodes).
+
+        Examples:
+            >>> len(await session.node_objects())
+            3
+        """
+        return await self._call(objects.list_nodes)
+
+    async def create_object(self, plural: str, manifest: dict[str, Any]) -> bool:
+        """Create a Session or Drive from its manifest; False when one of that name
+        exists.
+
+        Examples:
+            >>> await session.create_object("drives", manifest)
+            True
+        """
+        return await self._call(lambda api: objects.create_custom(api, plural, manifest))
+
+    async def delete_drive(self, name: str) -> bool:
+        """Delete a Drive of this namespace (its data too if its reclaim policy is Delete);
+        False when there was none.
+
+        Examples:
+            >>> await session.delete_drive("scratch")
+            True
+        """
+        return await self._call(
+            lambda api: objects.delete_custom(api, "drives", self.namespace, name)
+        )
+
+    async def ping(self) -> dict[str, Any]:
+        """The API server's version: whether it answers.
+
+        Examples:
+            >>> (await session.ping())["gitVersion"]
+            'v1.36.3'
+        """
+        return await self._call(objects.server_version)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
-from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.client import errors
 from kabin.gateway import access, dashboard, routes
 from kabin.gateway import identity as ident
 from kabin.gateway.kube import Kube
 from kabin.k8s.client import connect
-from kabin.k8s.errors import classify
+from kabin.k8s.errors import API_FAILURES, classify
 from kabin.logic.access import Origin
 from kabin.settings import GatewaySettings
 
@@ -52,6 +50,11 @@ def _status_of(error: errors.KabinError) -> int:
     return status if 400 <= status < 500 else 503
 
 
+def _typed(error: BaseException) -> errors.KabinError | None:
+    failure = classify(error)
+    return errors.from_failure(failure) if failure is not None else None
+
+
 @web.middleware
 async def skaha_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,24 +76,17 @@ async def skaha_errors(
         )
     except ident.TooMany as e:
         return e.response()
-    except errors.KabinError as e:
-        status = _status_of(e)
+    except (errors.KabinError, *API_FAILURES) as e:
+        # The user's own requests fail as KabinErrors (kabin's client); the gateway's own
+        # (checking a token, making a namespace) as the API client's: one classification.
+        error = e if isinstance(e, errors.KabinError) else _typed(e)
+        status = _status_of(error) if error is not None else 503
         headers = {"Retry-After": RETRY_AFTER} if status == 503 else {}
         if status == 503:
-            log.warning("%s %s: %s", request.method, request.path, e)
+            log.warning("%s %s: %s", request.method, request.path, error or e)
+        text = error.message if error is not None else "the API server failed"
         return web.Response(
-            text=f"{e.message}\n", status=status, content_type="text/plain", headers=headers
-        )
-    except (ApiException, aiohttp.ClientError, TimeoutError) as e:
-        # From checking a token or making a namespace, as the gateway itself.
-        failure = classify(e)
-        status = 503 if failure is None or failure.retryable else 403
-        log.warning("%s %s: %s", request.method, request.path, failure or e)
-        return web.Response(
-            text=f"{failure.message if failure else 'the API server failed'}\n",
-            status=status,
-            content_type="text/plain",
-            headers={"Retry-After": RETRY_AFTER} if status == 503 else {},
+            text=f"{text}\n", status=status, content_type="text/plain", headers=headers
         )
     except web.HTTPException as e:
         if e.status >= 400:

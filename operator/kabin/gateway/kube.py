@@ -11,44 +11,20 @@ user's sessions with their public fields, and the platform's statistics).
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections import OrderedDict
 from typing import Any
-
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.rest import ApiException
-from multidict import CIMultiDict
 
 from kabin.api.names import OWNER_ANNOTATION
 from kabin.client.errors import Forbidden
 from kabin.client.session import AsyncSession
 from kabin.gateway.identity import Identity, namespace_of
-from kabin.k8s import objects
+from kabin.k8s import ApiClient, ApiException, objects
+from kabin.k8s.client import impersonating
 from kabin.logic import tenancy
 from kabin.settings import GatewaySettings
 
 log = logging.getLogger("kabin.gateway")
-
-
-class _Impersonating:
-    """Stands in for the aiohttp session of a kubernetes_asyncio REST client: the same
-    pool, with the user's impersonation headers on every request."""
-
-    def __init__(self, pool: Any, identity: Identity, groups: tuple[str, ...]) -> None:
-        self._pool = pool
-        self._identity = identity
-        self._groups = groups
-
-    def request(self, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        sent = CIMultiDict(headers or {})
-        sent["Impersonate-User"] = self._identity.user
-        for group in self._groups:
-            sent.add("Impersonate-Group", group)
-        return self._pool.request(headers=sent, **kwargs)
-
-    async def close(self) -> None:
-        """The pool is the gateway's: closing a user's view leaves it open."""
 
 
 class Kube:
@@ -56,32 +32,28 @@ class Kube:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: ApiClient,
         settings: GatewaySettings,
-        watch_api: client.ApiClient | None = None,
+        watch_api: ApiClient | None = None,
     ) -> None:
         self.api = api
         # Live streams hold a watch each for minutes: on a pool of their own, so that no
         # number of them can take the connections every other request needs.
         self.watch_api = watch_api or api
         self.settings = settings
-        self._views: OrderedDict[tuple[Identity, bool], client.ApiClient] = OrderedDict()
+        self._views: OrderedDict[tuple[Identity, bool], ApiClient] = OrderedDict()
         self._ready: set[str] = set()
         self._making: dict[str, asyncio.Lock] = {}
 
-    def as_user(self, identity: Identity, *, watching: bool = False) -> client.ApiClient:
+    def as_user(self, identity: Identity, *, watching: bool = False) -> ApiClient:
         """An API client that acts as `identity` over the gateway's connection pool (the
         watch pool, `watching`)."""
         key = (identity, watching)
         view = self._views.get(key)
         if view is None:
             base = self.watch_api if watching else self.api
-            view = copy.copy(base)
-            view.default_headers = dict(base.default_headers)
-            view.rest_client = copy.copy(base.rest_client)
             groups = tenancy.forwarded_groups(identity.groups, self.settings)
-            pool: Any = _Impersonating(base.rest_client.pool_manager, identity, groups)
-            view.rest_client.pool_manager = pool
+            view = impersonating(base, identity.user, groups)
             self._views[key] = view
             while len(self._views) > 1024:
                 self._views.popitem(last=False)

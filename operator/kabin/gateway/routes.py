@@ -10,7 +10,6 @@ anything else is 404, as if it did not exist.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -18,16 +17,13 @@ from aiohttp import web
 
 from kabin.client import records
 from kabin.client.errors import AlreadyExists, Invalid, NotFound
-from kabin.client.session import AsyncSession
-from kabin.gateway import protocol
+from kabin.gateway import protocol, users
 from kabin.gateway.identity import Identity
 from kabin.gateway.kube import Kube
-from kabin.k8s import objects
 
 log = logging.getLogger("kabin.gateway")
 KUBE = web.AppKey("kube", Kube)
 IDENTITY = "kabin.identity"
-_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = "{version:v[01]}"
 _CREATE_TRIES = 5
 
@@ -57,41 +53,6 @@ def _context(request: web.Request) -> tuple[Kube, Identity, protocol.Version]:
     return request.app[KUBE], cast(Identity, request[IDENTITY]), version
 
 
-async def mine(sessions: AsyncSession, identity: Identity, session_id: str) -> dict[str, Any]:
-    """The user's session of that id, or 404: unknown ids, other namespaces and other
-    people's sessions all look the same."""
-    if not _ID.match(session_id) or len(session_id) > 63:
-        raise NotFound(f"session {session_id!r} not found")
-    try:
-        obj = await sessions.get(session_id)
-    except NotFound:
-        raise NotFound(f"session {session_id!r} not found") from None
-    if obj["spec"].get("user") != identity.user:
-        raise NotFound(f"session {session_id!r} not found")
-    return obj
-
-
-async def events_of(sessions: AsyncSession, obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Events about a session and its pods."""
-    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    pods = {p["metadata"]["name"] for p in await sessions._pods(name)}
-    events = await sessions._call(lambda api: objects.list_events(api, namespace))
-    return [e for e in events if (e.get("involvedObject") or {}).get("name") in pods | {name}]
-
-
-async def environments(sessions: AsyncSession) -> list[dict[str, Any]]:
-    """The published EnvironmentConfigs, read as the user."""
-    return await sessions._call(
-        lambda api: objects.list_custom_everywhere(api, "environmentconfigs")
-    )
-
-
-async def own(sessions: AsyncSession, identity: Identity) -> list[dict[str, Any]]:
-    """The user's sessions: in their namespace, and created by them."""
-    found = await sessions._sessions(everywhere=False)
-    return [s for s in found if s["spec"].get("user") == identity.user]
-
-
 async def list_sessions(request: web.Request) -> web.Response:
     kube, identity, version = _context(request)
     given = await params(request)
@@ -102,7 +63,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     phases = protocol.filter_status(given.one("status"))
     if view == "all":
         public = kube.public()
-        everyone = await public._sessions(everywhere=True)
+        everyone = await public.session_objects(everywhere=True)
         shown = [s for s in everyone if protocol.matches(s, kind=kind, phases=phases)]
         shown.sort(key=records.sort_key)
         return web.json_response(
@@ -113,12 +74,12 @@ async def list_sessions(request: web.Request) -> web.Response:
     sessions = kube.sessions(identity)
     found = [
         s
-        for s in await own(sessions, identity)
+        for s in await users.own(sessions, identity)
         if protocol.matches(s, kind=kind, phases=phases)
         and (view != "interactive" or s["spec"]["type"] != "headless")
     ]
     found.sort(key=records.sort_key)
-    images = await sessions._images(found)
+    images = await sessions.images(found)
     return web.json_response([protocol.record(s, images=images, version=version) for s in found])
 
 
@@ -128,7 +89,7 @@ async def create_session(request: web.Request) -> web.Response:
     sessions = kube.sessions(identity)
     kind = protocol.session_type(given.one("type"), default="headless")
     published = (
-        await environments(sessions)
+        await users.environments(sessions)
         if kind != "headless" and given.one("environment") is None
         else []
     )
@@ -140,7 +101,7 @@ async def create_session(request: web.Request) -> web.Response:
         environments=published,
     )
     for _ in range(_CREATE_TRIES):
-        if await sessions._call(lambda api: objects.create_custom(api, "sessions", manifest)):
+        if await sessions.create_object("sessions", manifest):
             return text(f"{manifest['metadata']['name']}\n")
         manifest["metadata"]["name"] = protocol.new_id()  # ids are random: another one
     raise AlreadyExists("could not find a free session id; try again")
@@ -159,7 +120,7 @@ class _One:
 
     async def read(self) -> tuple[protocol.Params, dict[str, Any]]:
         given = await params(self.request)
-        return given, await mine(self.sessions, self.identity, self.id)
+        return given, await users.mine(self.sessions, self.identity, self.id)
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -170,9 +131,9 @@ async def get_session(request: web.Request) -> web.Response:
     if view == "logs":
         return text((await sessions.logs(session_id))[session_id])
     if view == "events":
-        return text(protocol.events_table(await events_of(sessions, obj)))
+        return text(protocol.events_table(await users.events_of(sessions, obj)))
     # Any other view, skaha's undefined `view=event` included, is the record.
-    images = await sessions._images([obj])
+    images = await sessions.images([obj])
     return web.json_response(protocol.record(obj, images=images, version=version))
 
 
@@ -204,7 +165,7 @@ async def delete_session(request: web.Request) -> web.Response:
 async def context(request: web.Request) -> web.Response:
     kube, _, _ = _context(request)
     public = kube.public()
-    nodes = await public._call(objects.list_nodes)
+    nodes = await public.node_objects()
     return web.json_response(protocol.context(nodes))
 
 
@@ -212,14 +173,14 @@ async def images(request: web.Request) -> web.Response:
     kube, identity, _ = _context(request)
     given = await params(request)
     kind = protocol.session_type(given.one("type"))
-    published = await environments(kube.sessions(identity))
+    published = await users.environments(kube.sessions(identity))
     return web.json_response(protocol.images(published, kind))
 
 
 async def availability(request: web.Request) -> web.Response:
     kube = request.app[KUBE]
     try:
-        await kube.public()._call(objects.server_version)
+        await kube.public().ping()
     except Exception as e:  # any failure means unavailable, which is the answer
         # The reason goes to the log: it can name addresses and certificates, and this
         # page is public.

@@ -5,11 +5,13 @@ answer: the operator's read and write budget, and its API errors, in its metrics
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kubernetes_asyncio import client, config
+from multidict import CIMultiDict
 from prometheus_client import Counter
 
 API_REQUESTS = Counter(
@@ -108,6 +110,40 @@ def _proxy_from_environment(configuration: client.Configuration) -> None:
     proxy = urllib.request.getproxies().get(url.scheme)
     if proxy:
         configuration.proxy = proxy
+
+
+class _Impersonating:
+    """Stands in for the aiohttp session of a kubernetes_asyncio REST client: the same
+    pool, with a user's impersonation headers on every request."""
+
+    def __init__(self, pool: Any, user: str, groups: tuple[str, ...]) -> None:
+        self._pool = pool
+        self._user = user
+        self._groups = groups
+
+    def request(self, *, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        sent = CIMultiDict(headers or {})
+        sent["Impersonate-User"] = self._user
+        for group in self._groups:
+            sent.add("Impersonate-Group", group)
+        return self._pool.request(headers=sent, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    async def close(self) -> None:
+        """The pool is the base client's: closing a user's view leaves it open."""
+
+
+def impersonating(base: client.ApiClient, user: str, groups: tuple[str, ...]) -> client.ApiClient:
+    """A client over `base`'s connection pool that acts as `user` in `groups`, as `kubectl
+    --as --as-group` does: the API server's RBAC and admission judge the user."""
+    view = copy.copy(base)
+    view.default_headers = dict(base.default_headers)
+    view.rest_client = copy.copy(base.rest_client)
+    pool: Any = _Impersonating(base.rest_client.pool_manager, user, groups)
+    view.rest_client.pool_manager = pool
+    return view
 
 
 _shared: dict[asyncio.AbstractEventLoop, client.ApiClient] = {}

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.api.names import Reason
+
+API_FAILURES = (ApiException, aiohttp.ClientError, TimeoutError)
+"""What a request to the API server may raise when it fails: `classify` knows each."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +34,40 @@ class Failure:
     reason: str  # CamelCase, for a condition: QuotaExceeded, Forbidden, Invalid, ...
     message: str
     status: int | None = None
+    field: str | None = None  # the field an invalid request got wrong: spec.resources.cpu
+
+
+# kabin's admission webhooks name the field first ("spec.drive: ..."), after the API
+# server's own preamble.
+_WEBHOOK = re.compile(r'admission webhook "[^"]*" denied the request: ([\w.\[\]]+): ')
+
+
+def _status(error: ApiException) -> dict[str, Any]:
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def message_of(error: ApiException) -> str:
     """The API server's message in an error response (a Status object), else its reason."""
-    try:
-        body = json.loads(error.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and body.get("message"):
+    body = _status(error)
+    if body.get("message"):
         return str(body["message"])
     text = (error.body or "").strip() if isinstance(error.body, str) else ""
     return text or f"{error.status} {error.reason}"
+
+
+def field_of(error: ApiException) -> str | None:
+    """The field an invalid request got wrong: the first cause the API server gives (its
+    schema and CEL rules), or the one kabin's admission webhook names."""
+    body = _status(error)
+    for cause in (body.get("details") or {}).get("causes") or []:
+        if cause.get("field"):
+            return str(cause["field"])
+    found = _WEBHOOK.search(str(body.get("message") or ""))
+    return found.group(1) if found else None
 
 
 def classify(error: BaseException) -> Failure | None:
@@ -49,6 +76,8 @@ def classify(error: BaseException) -> Failure | None:
     if isinstance(error, ApiException):
         status = int(error.status or 0)
         message = message_of(error)
+        if status == 409 and _status(error).get("reason") == "AlreadyExists":
+            return Failure(True, Reason.ALREADY_EXISTS, message, status)
         if status == 409:
             return Failure(True, Reason.CONFLICT, message, status)
         if status == 429 or status >= 500 or status == 0:
@@ -61,7 +90,7 @@ def classify(error: BaseException) -> Failure | None:
             return Failure(False, Reason.FORBIDDEN, message, status)
         if status == 404:
             return Failure(False, Reason.NOT_FOUND, message, status)
-        return Failure(False, Reason.INVALID, message, status)
+        return Failure(False, Reason.INVALID, message, status, field_of(error))
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
         return Failure(True, Reason.API_UNAVAILABLE, "the API server did not answer in time")
     if isinstance(error, aiohttp.ClientError | ConnectionError):

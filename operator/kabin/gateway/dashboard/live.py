@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.gateway.dashboard import pages
 from kabin.gateway.identity import TooMany, Unauthenticated
-from kabin.k8s import objects
+from kabin.k8s import ApiException, objects
 
 log = logging.getLogger("kabin.gateway")
 KEEPALIVE = 15.0

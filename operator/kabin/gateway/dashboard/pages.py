@@ -17,7 +17,7 @@ from aiohttp import web
 from kabin.client import records
 from kabin.client.errors import Invalid, KabinError, NotFound
 from kabin.client.session import AsyncSession
-from kabin.gateway import protocol, routes
+from kabin.gateway import protocol, users
 from kabin.gateway.dashboard import views
 from kabin.gateway.dashboard.signin import (
     CSRF_FIELD,
@@ -30,7 +30,6 @@ from kabin.gateway.dashboard.signin import (
 )
 from kabin.gateway.identity import SignIn, TooMany, Unauthenticated
 from kabin.gateway.kube import Kube
-from kabin.k8s import objects
 from kabin.logic.drives import default_drive_name
 
 VISITOR = "kabin.visitor"
@@ -66,9 +65,10 @@ def _user(request: web.Request) -> tuple[Visitor, AsyncSession, Kube]:
     return visitor, kube.sessions(visitor.identity), kube
 
 
-async def _drives(sessions: AsyncSession) -> list[dict[str, Any]]:
-    namespace = sessions.namespace
-    return await sessions._call(lambda api: objects.list_custom(api, "drives", namespace))
+async def _drives(visitor: Visitor, sessions: AsyncSession, kube: Kube) -> list[views.DriveRow]:
+    """The drives the visitor may use."""
+    found = await users.usable_drives(sessions, visitor.identity, kube.settings.admin_groups)
+    return views.drive_rows(found)
 
 
 # -- sign-in ---------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def _page_number(request: web.Request) -> int:
 
 async def sessions_page(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
-    rows, pages = views.page(await routes.own(sessions, visitor.identity), _page_number(request))
+    rows, pages = views.page(await users.own(sessions, visitor.identity), _page_number(request))
     return _render(request, "sessions.html", rows=rows, pages=pages, page=_page_number(request))
 
 
@@ -140,7 +140,7 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def _owned(sessions: AsyncSession, visitor: Visitor, name: str) -> str:
-    await routes.mine(sessions, visitor.identity, name)
+    await users.mine(sessions, visitor.identity, name)
     return name
 
 
@@ -154,8 +154,8 @@ async def logs(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
     name = request.match_info["id"]
-    obj = await routes.mine(sessions, visitor.identity, name)
-    found = await routes.events_of(sessions, obj)
+    obj = await users.mine(sessions, visitor.identity, name)
+    found = await users.events_of(sessions, obj)
     return _render(request, "events.html", name=name, events=found)
 
 
@@ -163,16 +163,16 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def _form_context(
-    sessions: AsyncSession, visitor: Visitor, values: dict[str, str]
+    sessions: AsyncSession, visitor: Visitor, kube: Kube, values: dict[str, str]
 ) -> dict[str, Any]:
-    choices = views.choices(await routes.environments(sessions))
+    choices = views.choices(await users.environments(sessions))
     chosen = next((c for c in choices if c.value == values.get("choice")), None)
     if chosen is None and choices:
         chosen = choices[0]
     return {
         "choices": choices,
         "chosen": chosen,
-        "drives": views.usable_drives(await _drives(sessions), visitor.identity.user),
+        "drives": await _drives(visitor, sessions, kube),
         "home_drive": default_drive_name(visitor.identity.user),
         "timeouts": views.TIMEOUT_CHOICES,
         "values": values,
@@ -182,17 +182,18 @@ async def _form_context(
 
 
 async def start_page(request: web.Request) -> web.Response:
-    visitor, sessions, _ = _user(request)
+    visitor, sessions, kube = _user(request)
     values = {k: str(v) for k, v in request.query.items()}
-    context = await _form_context(sessions, visitor, values)
+    context = await _form_context(sessions, visitor, kube, values)
     return _render(request, "start.html", errors={}, **context)
 
 
 async def start_fields(request: web.Request) -> web.Response:
     """The resources and timeout fields of one choice, with its defaults and maxima
     (htmx swaps them in when the choice changes)."""
-    visitor, sessions, _ = _user(request)
-    context = await _form_context(sessions, visitor, {"choice": request.query.get("choice", "")})
+    visitor, sessions, kube = _user(request)
+    choice = {"choice": request.query.get("choice", "")}
+    context = await _form_context(sessions, visitor, kube, choice)
     return _render(request, "_fields.html", errors={}, **context)
 
 
@@ -201,9 +202,9 @@ def _number(values: dict[str, str], key: str) -> float | None:
 
 
 async def start(request: web.Request) -> web.Response:
-    visitor, sessions, _ = _user(request)
+    visitor, sessions, kube = _user(request)
     values = {k: v for k, v in (await form(request)).items() if k != CSRF_FIELD}
-    context = await _form_context(sessions, visitor, values)
+    context = await _form_context(sessions, visitor, kube, values)
     chosen = context["chosen"]
     try:
         if chosen is None or chosen.value != values.get("choice"):
@@ -230,12 +231,11 @@ async def start(request: web.Request) -> web.Response:
             drive=values.get("drive") or None,
             timeout=int(timeout) if timeout is not None else None,
         )[0]
-        if not await sessions._call(lambda api: objects.create_custom(api, "sessions", manifest)):
-            raise Invalid(f"name: a session named {manifest['metadata']['name']!r} already exists")
+        await users.start(sessions, manifest)
     except KabinError as e:
         if not isinstance(e, Invalid | NotFound) and (e.status or 500) >= 500:
             raise
-        where = views.field_of(e.message)
+        where = views.form_field(e.field)
         return _render(request, "start.html", status=422, errors={where: e.message}, **context)
     raise web.HTTPSeeOther("/")
 
@@ -247,7 +247,7 @@ async def environments_page(request: web.Request) -> web.Response:
     import yaml
 
     _, sessions, _ = _user(request)
-    found = sorted(await routes.environments(sessions), key=lambda e: str(e["metadata"]["name"]))
+    found = sorted(await users.environments(sessions), key=lambda e: str(e["metadata"]["name"]))
     cards = []
     for env in found:
         shown = {k: v for k, v in env.items() if k in ("apiVersion", "kind", "spec")}
@@ -269,8 +269,8 @@ async def drives_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    visitor, sessions, _ = _user(request)
-    rows = views.usable_drives(await _drives(sessions), visitor.identity.user)
+    visitor, sessions, kube = _user(request)
+    rows = await _drives(visitor, sessions, kube)
     return _render(
         request,
         "drives.html",
@@ -295,21 +295,17 @@ async def add_drive(request: web.Request) -> web.Response:
     except KabinError as e:
         if not isinstance(e, Invalid | NotFound) and (e.status or 500) >= 500:
             raise
-        message = e.message
-        where = "size" if "size" in message else "access" if "access" in message else "name"
-        return await drives_page(request, errors={where: message}, values=values, status=422)
+        where = views.form_field(e.field)
+        if where not in ("size", "access"):
+            where = "name"  # the drive form's fields; anything else is about the drive
+        return await drives_page(request, errors={where: e.message}, values=values, status=422)
     raise web.HTTPSeeOther("/drives")
 
 
 async def delete_drive(request: web.Request) -> web.Response:
-    visitor, sessions, _ = _user(request)
+    visitor, sessions, kube = _user(request)
     name = request.match_info["name"]
-    usable = {d.name for d in views.usable_drives(await _drives(sessions), visitor.identity.user)}
-    if name not in usable:  # also any name that is not a drive's (".", "..")
-        raise NotFound(f"drive {name!r} not found")
-    namespace = sessions.namespace
-    if not await sessions._call(lambda api: objects.delete_custom(api, "drives", namespace, name)):
-        raise NotFound(f"drive {name!r} not found")
+    await users.delete_drive(sessions, visitor.identity, kube.settings.admin_groups, name)
     return web.Response(
         text=f"Deleting drive {name}.", content_type="text/plain", headers={"HX-Refresh": "true"}
     )

@@ -8,7 +8,6 @@ fields an admission refusal points at, drive rows. The pages in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,23 +221,27 @@ def timeout_line(choice: Choice) -> str:
 
 
 FIELDS = ("name", "choice", "cpu", "memory", "gpu", "drive", "timeout", "image")
-_FIELD_OF = [
-    (re.compile(r"spec\.resources\.cpu|\bcpu\b|\bcores\b"), "cpu"),
-    (re.compile(r"spec\.resources\.memory|\bmemory\b|\bram\b"), "memory"),
-    (re.compile(r"spec\.resources\.gpu|\bgpus?\b"), "gpu"),
-    (re.compile(r"spec\.timeout|\btimeout\b"), "timeout"),
-    (re.compile(r"spec\.drive|[Dd]rive\b"), "drive"),
-    (re.compile(r"spec\.image|\bimage\b"), "image"),
-    (re.compile(r"spec\.(environment|type)|EnvironmentConfig|\btype\b"), "choice"),
-    (re.compile(r"metadata\.name|\bname\b|already exists"), "name"),
-]
+# The form field of each field an error names: the API's paths, and the client's own
+# parameter names.
+_FORM_FIELD = {
+    "spec.resources.cpu": "cpu", "cores": "cpu", "cpu": "cpu",
+    "spec.resources.memory": "memory", "ram": "memory", "memory": "memory",
+    "spec.resources.gpu": "gpu", "gpu": "gpu",
+    "spec.timeout": "timeout", "timeout": "timeout",
+    "spec.drive": "drive", "drive": "drive",
+    "spec.image": "image", "image": "image",
+    "spec.environment": "choice", "spec.type": "choice", "kind": "choice", "choice": "choice",
+    "metadata.name": "name", "name": "name",
+    "spec.size": "size", "size": "size", "spec.access": "access", "access": "access",
+}  # fmt: skip
 
 
-def field_of(message: str) -> str:
-    """The form field an admission or API refusal names (else the form as a whole)."""
-    for pattern, name in _FIELD_OF:
-        if pattern.search(message):
-            return name
+def form_field(field: str | None) -> str:
+    """The form field an error names (`KabinError.field`), else the form as a whole."""
+    while field:
+        if field in _FORM_FIELD:
+            return _FORM_FIELD[field]
+        field = field.rpartition(".")[0]  # spec.resources.cpu.limit -> spec.resources.cpu
     return "form"
 
 
@@ -276,9 +279,6 @@ def drive_row(obj: Mapping[str, Any]) -> DriveRow:
     )
 
 
-def usable_drives(drives: Sequence[Mapping[str, Any]], user: str) -> list[DriveRow]:
-    """Drives the user may pick: their own and the shared ones, by name."""
-    rows = [drive_row(d) for d in drives]
-    return sorted(
-        (d for d in rows if d.access == "shared" or d.owner == user), key=lambda d: d.name
-    )
+def drive_rows(drives: Sequence[Mapping[str, Any]]) -> list[DriveRow]:
+    """The drives' rows, by name (`users.usable_drives` says which the user may pick)."""
+    return sorted((drive_row(d) for d in drives), key=lambda d: d.name)
