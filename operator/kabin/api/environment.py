@@ -53,7 +53,8 @@ class Interface(Model):
 
 
 class ResourceAmounts(Model):
-    """Amounts of CPU, memory and GPUs."""
+    """Amounts of CPU, memory and GPUs: what a session asks for, what its pods request,
+    an environment's defaults and caps."""
 
     cpu: Quantity | None = None
     """CPU cores, as a quantity (2, 500m)."""

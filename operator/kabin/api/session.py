@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from kabin.api.environment import SessionType
+from kabin.api.environment import ResourceAmounts, SessionType
 from kabin.api.meta import (
     LIST_MAP_BY_NAME,
     LIST_MAP_BY_TYPE,
@@ -43,17 +43,6 @@ IMMUTABLE_FIELDS = (
 )
 
 
-class SessionResources(Model):
-    """What the session asks for; what it omits comes from the environment's defaults."""
-
-    cpu: Quantity | None = None
-    """CPU cores, as a quantity (2, 500m)."""
-    memory: Quantity | None = None
-    """Memory, as a quantity (4Gi, 512Mi)."""
-    gpu: Annotated[int, Field(ge=0)] | None = None
-    """Whole GPUs."""
-
-
 class SessionSpec(Model):
     """What the user asked for."""
 
@@ -72,7 +61,7 @@ class SessionSpec(Model):
     """Name of the EnvironmentConfig the session runs in."""
     image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     """Container image; overrides the environment's, or stands alone without one."""
-    resources: SessionResources | None = None
+    resources: ResourceAmounts | None = None
     """CPU, memory and GPUs; defaults come from the environment."""
     command: list[str] | None = None
     """Entrypoint of the container (default: the environment's, then the image's)."""
@@ -108,17 +97,6 @@ class Endpoint(Model):
     """URL of an http interface, or the ssh command of an ssh one."""
     ready: bool = False
     """Whether the interface answers."""
-
-
-class Requested(Model):
-    """Resources the session's pods request, resolved from the session and its environment."""
-
-    cpu: Quantity | None = None
-    """CPU cores per pod."""
-    memory: Quantity | None = None
-    """Memory per pod."""
-    gpu: Annotated[int, Field(ge=0)] | None = None
-    """GPUs per pod."""
 
 
 class Usage(Model):
@@ -170,7 +148,7 @@ class SessionStatus(Model):
     """Which signal saw it (jupyter, ssh, cpu, gpu...)."""
     timeout_mode: TimeoutMode | None = None
     """idle, absolute or none."""
-    requested: Requested | None = None
+    requested: ResourceAmounts | None = None
     """Resolved resources per pod."""
     usage: Usage | None = None
     """Resources in use."""

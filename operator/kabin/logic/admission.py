@@ -223,10 +223,7 @@ def check_session(
             )
         )
     cap = environment.resources.max if environment and environment.resources else None
-    requested = (
-        ResourceAmounts.model_validate(spec.resources.model_dump()) if spec.resources else None
-    )
-    per_pod = _caps(requested, cap, policy, name)
+    per_pod = _caps(spec.resources, cap, policy, name)
     problems += per_pod
     problems += _totals(
         spec, environment, policy, frozenset(p.field.rsplit(".")[-1] for p in per_pod)

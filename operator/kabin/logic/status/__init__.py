@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import cast
 
 from kabin.api import names
+from kabin.api.environment import ResourceAmounts
 from kabin.api.meta import Condition
-from kabin.api.session import Requested, SessionStatus, TimeoutMode
+from kabin.api.session import SessionStatus, TimeoutMode
 from kabin.logic.resolve import selector
 from kabin.logic.status.conditions import Conditions
 from kabin.logic.status.endpoints import connect_url, endpoints
@@ -87,7 +88,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         last_activity_time=times.last_activity,
         last_activity_source=times.last_source,
         timeout_mode=cast(TimeoutMode, resolved.timeout_mode),
-        requested=Requested(cpu=resolved.cpu, memory=resolved.memory, gpu=resolved.gpu),
+        requested=ResourceAmounts(cpu=resolved.cpu, memory=resolved.memory, gpu=resolved.gpu),
         usage=times.usage,
         drive=observed.drive.name if observed.drive else None,
         reason=where.reason,
