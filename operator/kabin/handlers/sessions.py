@@ -1,12 +1,15 @@
 """The Session reconciler: one level-triggered path for create, update and resume.
 
 Any event of a Session or of one of its pods, a deadline, or the periodic
-resync leads to the same `reconcile`: read the session and its children from the
-operator's cache (`cache`), compute the desired children and the status in
-`kabin.logic`, make the cluster match (creates that may repeat, deletes that may find
-nothing, applies only of what differs), and write the status only when it differs,
-over the resourceVersion it was computed from. An unchanged session costs no request.
-Reconciles of one session never overlap (the work queue in `workqueue`).
+resync leads to the same `reconcile`, in three steps:
+- read the session and its children from the operator's cache (`cache`);
+- plan: compute its status (`kabin.logic.status`) and the writes that make its children
+  match its spec (`plan`, pure: creates that may repeat, deletes that may find nothing,
+  applies only of what differs);
+- apply: write them (`_apply`), then the status, only when it differs, over the
+  resourceVersion it was computed from.
+An unchanged session costs no request. Reconciles of one session never overlap (the
+work queue in `workqueue`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,7 +136,7 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
                 # one must not bring back a drive its user deleted.
                 session = replace(session, drive=await _make_default_drive(session))
                 seen = _look(session, seen.children, previous)
-            done = await _converge(session, seen)
+            done = await _apply(session, plan(session, seen), seen)
             if done is not None:
                 # What we just did is part of the status; what we decided (a terminal
                 # phase) stays.
@@ -283,116 +286,83 @@ async def _make_default_drive(session: _Session) -> status.DriveView:
     return logic_drives.view(name, session=owner.name, drive=raw, default_for=spec.user)
 
 
-async def _converge(session: _Session, seen: _Seen) -> _Children | None:
-    """Create and delete children (given the pods just observed) so they match the spec;
-    the children as they are now if anything changed, else None."""
+@dataclass(frozen=True)
+class Plan:
+    """What a reconcile will write to make a session's children match its spec: decided
+    by `plan` from what was read, written by `_apply`."""
+
+    free: list[dict[str, Any]] = field(default_factory=list)  # pods of a session that ended
+    access: list[dict[str, Any]] = field(default_factory=list)  # the agents' objects
+    token: bool = False  # make the Jupyter token Secret (once; its value is random)
+    create: dict[int, dict[str, Any]] = field(default_factory=dict)  # replica -> pod
+    remove: dict[int, dict[str, Any]] = field(default_factory=dict)  # replica -> pod
+    existing: list[int] = field(default_factory=list)  # replicas there before
+    network: list[dict[str, Any]] = field(default_factory=list)  # to apply
+    unused: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) to delete
+
+
+def plan(session: _Session, seen: _Seen) -> Plan:
+    """The writes that make the session's children match its spec, given what was read
+    and the status computed from it. Pure: it reads nothing and writes nothing."""
     phase, spec, pods = seen.outcome.status.phase, session.spec, seen.pods
     if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
-        freed = await _free(session, pods)  # finished headless pods stay for their logs
-        return replace(seen.children, pods=[]) if freed else None
+        # Its resources are freed; finished headless pods stay for their logs.
+        return Plan(free=[p for p in pods if not p["metadata"].get("deletionTimestamp")])
     if phase in names.DONE_PHASES:
-        return None
+        return Plan()
     existing = {resolve.replica_of(p): p for p in pods}
     if session.drive is not None and not session.drive.granted and not existing:
-        return None  # its pods start once the drive is granted to it
+        return Plan()  # its pods start once the drive is granted to it
     missing = [r for r in range(1, spec.replicas + 1) if r not in existing]
+    access, token = [], False
     if missing or (session.interactive and seen.children.lease is None):
-        await _agent_access(session)
-    created = await _create_pods(session, missing)
-    removed = await _remove_extra_pods(session, existing)
-    if existing and (created or removed):
-        await objects.post_event(
-            session.api,
-            session.raw,
-            "Normal",
-            Reason.SCALED,
-            f"scaled to {spec.replicas} replicas "
-            f"(added {sorted(created) or 'none'}, removed {removed or 'none'})",
+        # Before the pods: admission refuses a pod whose ServiceAccount does not exist. A
+        # Lease deleted by someone, or missing for older pods, is made again.
+        access = agent.build_agent_access(session.owner, spec)
+        token = spec.type != "headless" and bool(
+            agent.jupyter_token_secret(session.owner, session.resolved)
         )
-    await _network(session, seen.children)
-    if not (created or removed):
-        return None
-    kept = [p for r, p in existing.items() if r not in removed]
-    return replace(seen.children, pods=[*kept, *created.values()])
-
-
-async def _free(session: _Session, pods: list[dict[str, Any]]) -> bool:
-    """Delete the pods of a session that ended, freeing their resources."""
-    deleted = [
-        pod
-        for pod in pods
-        if not pod["metadata"].get("deletionTimestamp")
-        and await objects.delete_pod(session.api, session.owner.namespace, pod["metadata"]["name"])
-    ]
-    session.cache.deleted("Pod", session.owner.namespace, session.owner.name, deleted)
-    return bool(deleted)
-
-
-async def _agent_access(session: _Session) -> None:
-    """The agents' ServiceAccount, Role (naming every pod) and Lease, before the pods:
-    admission refuses a pod whose ServiceAccount does not exist. A Lease deleted by
-    someone, or missing for pods made before kabin had agents, is made again."""
-    owner, spec, resolved = session.owner, session.spec, session.resolved
-    for obj in agent.build_agent_access(owner, spec):
-        await objects.apply(session.api, obj)
-    if spec.type != "headless" and agent.jupyter_token_secret(owner, resolved):
-        # Made once, with a random token; a repeat finds it and keeps it.
-        token = agent.build_jupyter_token(owner, spec, secrets.token_urlsafe(32))
-        await objects.create_secret(session.api, token)
-
-
-async def _create_pods(session: _Session, replicas: list[int]) -> dict[int, dict[str, Any]]:
-    """Create the missing replicas' pods, all at once; the pods created, by replica. The
-    cache expects them until its watch brings them."""
-    drive, settings, owner = session.drive, session.settings, session.owner
-    mount = (drive.name, claim_name(drive.name)) if drive is not None else None
-    sidecar = agent.AgentConfig(
-        image=settings.agent_image,
-        renew_interval=settings.activity_interval,
-        uid=settings.agent_uid,
-        api_server=settings.agent_api_server,
+    remove = {
+        r: p
+        for r, p in sorted(existing.items(), reverse=True)  # scale down from the highest
+        if r > spec.replicas and not p["metadata"].get("deletionTimestamp")
+    }
+    apply, unused = _network_plan(session, seen.children)
+    return Plan(
+        access=access,
+        token=token,
+        create={r: _pod(session, r) for r in missing},
+        remove=remove,
+        existing=sorted(existing),
+        network=apply,
+        unused=unused,
     )
-    pods = [
-        pod_builder.build_pod(
-            owner=owner,
-            spec=session.spec,
-            resolved=session.resolved,
-            replica=replica,
-            replicas=session.spec.replicas,
-            drive=mount,
-            agent=sidecar,
-        )
-        for replica in replicas
-    ]
-    made = await asyncio.gather(*(objects.create_pod(session.api, pod) for pod in pods))
-    created = {r: pod for r, pod in zip(replicas, made, strict=True) if pod is not None}
-    session.cache.made("Pod", owner.namespace, owner.name, list(created.values()))
-    return created
 
 
-async def _remove_extra_pods(session: _Session, existing: dict[int, dict[str, Any]]) -> list[int]:
-    """Scale down from the highest replica; the replicas removed."""
-    removed = []
-    for replica in sorted(existing, reverse=True):
-        pod = existing[replica]
-        if (
-            replica > session.spec.replicas
-            and not pod["metadata"].get("deletionTimestamp")
-            and await objects.delete_pod(
-                session.api, session.owner.namespace, pod["metadata"]["name"]
-            )
-        ):
-            removed.append(replica)
-    session.cache.deleted(
-        "Pod", session.owner.namespace, session.owner.name, [existing[r] for r in removed]
+def _pod(session: _Session, replica: int) -> dict[str, Any]:
+    drive, settings = session.drive, session.settings
+    return pod_builder.build_pod(
+        owner=session.owner,
+        spec=session.spec,
+        resolved=session.resolved,
+        replica=replica,
+        replicas=session.spec.replicas,
+        drive=(drive.name, claim_name(drive.name)) if drive is not None else None,
+        agent=agent.AgentConfig(
+            image=settings.agent_image,
+            renew_interval=settings.activity_interval,
+            uid=settings.agent_uid,
+            api_server=settings.agent_api_server,
+        ),
     )
-    return removed
 
 
-async def _network(session: _Session, children: _Children) -> None:
-    """Apply the Services and Ingress the session's interfaces need where they differ
-    from what is there, and delete the ones it had but no longer needs (an interface
-    removed from its environment)."""
+def _network_plan(
+    session: _Session, children: _Children
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The Services and Ingress the session's interfaces need where they differ from what
+    is there; and those it had but no longer needs (an interface removed from its
+    environment)."""
     owner, settings = session.owner, session.settings
     wanted = network.build_services(
         owner=owner,
@@ -414,18 +384,71 @@ async def _network(session: _Session, children: _Children) -> None:
     )
     there = {o["metadata"]["name"]: o for o in children.services}
     ingresses = {o["metadata"]["name"]: o for o in children.ingresses}
-    for obj, existing in [
-        *((s, there.get(s["metadata"]["name"])) for s in wanted),
-        *([(ingress, ingresses.get(ingress["metadata"]["name"]))] if ingress else []),
-    ]:
-        if existing is None or not network.contains(existing, obj):
-            await objects.apply(session.api, obj)
+    apply = [
+        obj
+        for obj, existing in [
+            *((s, there.get(s["metadata"]["name"])) for s in wanted),
+            *([(ingress, ingresses.get(ingress["metadata"]["name"]))] if ingress else []),
+        ]
+        if existing is None or not network.contains(existing, obj)
+    ]
     kept = {s["metadata"]["name"] for s in wanted}
+    unused = []
     for name in there:
         if name not in kept:
-            await objects.delete_owned(session.api, "Service", owner.namespace, name)
+            unused.append(("Service", name))
             if name == owner.name and ingress is None:  # the http Service's Ingress
-                await objects.delete_owned(session.api, "Ingress", owner.namespace, name)
+                unused.append(("Ingress", name))
+    return apply, unused
+
+
+async def _apply(session: _Session, todo: Plan, seen: _Seen) -> _Children | None:
+    """Write the plan; the children as they are now if any pod changed, else None. The
+    cache expects the pods created and deleted until its watch shows them."""
+    api, owner, cache = session.api, session.owner, session.cache
+    if todo.free:
+        freed = await _delete_pods(session, todo.free)
+        return replace(seen.children, pods=[]) if freed else None
+    for obj in todo.access:
+        await objects.apply(api, obj)
+    if todo.token:
+        token = agent.build_jupyter_token(owner, session.spec, secrets.token_urlsafe(32))
+        await objects.create_secret(api, token)  # made once; a repeat finds it, keeps it
+    replicas = list(todo.create)
+    made = await asyncio.gather(*(objects.create_pod(api, todo.create[r]) for r in replicas))
+    created = {r: pod for r, pod in zip(replicas, made, strict=True) if pod is not None}
+    cache.made("Pod", owner.namespace, owner.name, list(created.values()))
+    removed = await _delete_pods(session, list(todo.remove.values()))
+    gone = [r for r, p in todo.remove.items() if p["metadata"]["name"] in removed]
+    if todo.existing and (created or gone):
+        await objects.post_event(
+            api,
+            session.raw,
+            "Normal",
+            Reason.SCALED,
+            f"scaled to {session.spec.replicas} replicas "
+            f"(added {sorted(created) or 'none'}, removed {gone or 'none'})",
+        )
+    for obj in todo.network:
+        await objects.apply(api, obj)
+    for kind, name in todo.unused:
+        await objects.delete_owned(api, kind, owner.namespace, name)
+    if not (created or gone):
+        return None
+    kept = [p for p in seen.pods if resolve.replica_of(p) not in gone]
+    return replace(seen.children, pods=[*kept, *created.values()])
+
+
+async def _delete_pods(session: _Session, pods: list[dict[str, Any]]) -> set[str]:
+    """Delete these pods; the names of those that were there to delete."""
+    namespace = session.owner.namespace
+    deleted = [
+        pod
+        for pod in pods
+        if await objects.delete_pod(session.api, namespace, pod["metadata"]["name"])
+    ]
+    session.cache.deleted("Pod", namespace, session.owner.name, deleted)
+    return {p["metadata"]["name"] for p in deleted}
 
 
 def _record(
