@@ -3,6 +3,8 @@
 A class pressing "start" at once, or a sweep of headless runs. In one run, side by side:
 
 - N bare pods -> Ready (the floor: the API server, the scheduler and the kubelets);
+- N bare pods each with a new PVC of the default StorageClass -> Ready (the floor of
+  interactive sessions, whose drives are new claims too);
 - N headless Sessions -> Ready;
 - N interactive Sessions (JupyterLab, each student with their own home drive) -> Ready,
   their readiness gates opened as each pod's agent would once it runs;
@@ -19,7 +21,7 @@ webhooks), so run it on a control plane with no other kabin operator:
 
     make cluster-up
     .venv/bin/python benchmarks/burst.py [--count 1000] [--concurrency 32]
-        [--runs pods,headless,interactive]
+        [--runs pods,pvcpods,headless,interactive]
 
 Simulated nodes big enough for the burst are added first and removed at the end. This
 is a script, not a timed test: the numbers depend on the machine.
@@ -271,7 +273,7 @@ async def burst(
         name = pod["metadata"]["name"]
         if _ready(pod) and name not in pods_ready:
             pods_ready[name] = time.perf_counter() - start
-            if kind == "pods" and len(pods_ready) == run.count:
+            if kind in ("pods", "pvcpods") and len(pods_ready) == run.count:
                 done.set()
         running = (pod.get("status") or {}).get("phase") == "Running"
         if kind == "interactive" and running and name not in gated:
@@ -288,12 +290,12 @@ async def burst(
                 done.set()
 
     watches = [asyncio.create_task(_watch(api, f"/api/v1/namespaces/{namespace}/pods", pod_seen))]
-    if kind != "pods":
+    if kind not in ("pods", "pvcpods"):
         path = f"/apis/kabin.dev/v1alpha1/namespaces/{namespace}/sessions"
         watches.append(asyncio.create_task(_watch(api, path, session_seen)))
     await asyncio.sleep(0.5)  # the watches are open
     before_api, before_op = await _apiserver(api), await operator.requests()
-    profiler = operator.profile(profile) if profile and kind != "pods" else None
+    profiler = operator.profile(profile) if profile and kind not in ("pods", "pvcpods") else None
     start = time.perf_counter()
     await _all(run.count, concurrency, lambda i: _create(api, namespace, kind, i))
     try:
@@ -309,7 +311,7 @@ async def burst(
     run.operator = await operator.requests() - before_op
     for task in watches:
         task.cancel()
-    if kind == "pods":
+    if kind in ("pods", "pvcpods"):
         run.ready = pods_ready
     else:
         run.ready = sessions_ready
@@ -322,8 +324,8 @@ async def burst(
 
 async def _create(api: client.ApiClient, namespace: str, kind: str, i: int) -> None:
     resources = {"cpu": "100m", "memory": "128Mi"}
-    if kind == "pods":
-        pod = {
+    if kind in ("pods", "pvcpods"):
+        pod: dict[str, Any] = {
             "metadata": {"name": f"p{i:05d}-1"},
             "spec": {
                 "containers": [
@@ -331,6 +333,19 @@ async def _create(api: client.ApiClient, namespace: str, kind: str, i: int) -> N
                 ]
             },
         }
+        if kind == "pvcpods":  # the floor of interactive sessions: each with a new claim
+            claim = {
+                "metadata": {"name": f"data-{i:05d}"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "10Gi"}},
+                },
+            }
+            path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+            await _send(api, "POST", path, claim, "application/json")
+            pod["spec"]["volumes"] = [
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"data-{i:05d}"}}
+            ]
         path = f"/api/v1/namespaces/{namespace}/pods"
         await _send(api, "POST", path, pod, "application/json")
         return
@@ -399,13 +414,16 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
         "| operator reads / session | operator writes / session |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    floor = next((r for r in runs if r.name.startswith("bare pods, each")), None)
     for run in runs:
         ratio = f"{run.seconds / base.seconds:.2f}x" if base else "-"
+        if run.name.startswith("interactive") and floor is not None:
+            ratio += f" ({run.seconds / floor.seconds:.2f}x the pods with new PVCs)"
         overhead = f"{_p50(run.overhead) * 1000:.0f} ms" if run.overhead else "-"
         reads, writes = _split(run.operator)
         per = (
             (f"{reads / run.count:.2f}", f"{writes / run.count:.2f}")
-            if run.name != "bare pods"
+            if not run.name.startswith("bare pods")
             else ("-", "-")
         )
         took = f"{run.seconds:.1f} s" if run.complete else f"not all in {run.seconds:.0f} s"
@@ -417,7 +435,7 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
     print()
     print(
         f"Idle for {2 * RESYNC:.0f} s (two resyncs) with "
-        f"{sum(r.count for r in runs if r.name != 'bare pods')} sessions: "
+        f"{sum(r.count for r in runs if not r.name.startswith('bare pods'))} sessions: "
         f"{reads} reads, {writes} writes by the operator; "
         f"CPU {idle_cpu * 100:.1f} % of a core; RSS {rss:.0f} MB"
     )
@@ -425,7 +443,7 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
         print(f"\nAPI requests during '{run.name}' (all clients, from the API server):")
         for (verb, resource), n in run.apiserver.most_common(12):
             print(f"  {verb:7} {resource:32} {n:7}  ({n / run.count:.2f} per object)")
-        if run.name != "bare pods":
+        if not run.name.startswith("bare pods"):
             print("  of which the operator's:")
             for (verb, resource), n in sorted(run.operator.items()):
                 print(f"  {verb:7} {resource:32} {n:7}  ({n / run.count:.2f} per session)")
@@ -461,7 +479,11 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
         nodes = await _nodes(api, count)
         await _until_serving(api)
         runs = []
-        names = {"pods": "bare pods", "headless": "headless sessions"}
+        names = {
+            "pods": "bare pods",
+            "pvcpods": "bare pods, each with a new PVC",
+            "headless": "headless sessions",
+        }
         for kind in kinds:
             run = Run(names.get(kind, "interactive sessions"), count)
             print(f"{run.name}: {count} ...", flush=True)
@@ -476,7 +498,7 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
         report(runs, idle_requests, idle_cpu, rss)
         operator.stop()
         operator = Operator(log)
-        sessions = sum(r.count for r in runs if r.name != "bare pods")
+        sessions = sum(r.count for r in runs if not r.name.startswith("bare pods"))
         took = await restarted(operator, sessions)
         print(f"\nRestarted among them: every session known again {took:.1f} s after the start")
         for kind in kinds if profile else []:
@@ -548,7 +570,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--runs", default="pods,headless,interactive")
+    parser.add_argument("--runs", default="pods,pvcpods,headless,interactive")
     parser.add_argument(
         "--profile",
         action="store_true",

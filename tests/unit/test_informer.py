@@ -43,9 +43,10 @@ class Script:
         self.watched_from: list[str] = []
         self.listed = 0
 
-    async def list(self, kind: Kind) -> tuple[list[dict[str, Any]], str]:
+    async def list(self, kind: Kind, each: Any) -> tuple[list[dict[str, Any]], str]:
         self.listed += 1
-        return await self.lists.get()
+        items, version = await self.lists.get()
+        return [kept for item in items if (kept := each(item))], version
 
     async def watch(self, kind: Kind, version: str) -> AsyncIterator[dict[str, Any]]:
         self.watched_from.append(version)

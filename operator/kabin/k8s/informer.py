@@ -79,8 +79,9 @@ class WatchError(Exception):
 class Source(Protocol):
     """Where an informer reads from: the API server, or a test's synthetic stream."""
 
-    async def list(self, kind: Kind) -> tuple[list[Body], str]:
-        """Every object of the kind, and the resourceVersion of that list."""
+    async def list(self, kind: Kind, each: Callable[[Body], Body | None]) -> tuple[list[Body], str]:
+        """Every object of the kind as `each` keeps it (None: not kept), and the
+        resourceVersion of that list."""
         ...
 
     def watch(self, kind: Kind, version: str) -> AsyncIterator[Body]:
@@ -183,12 +184,12 @@ class Informer:
 
     # -- applying what the API server says -------------------------------------------
 
-    def replace(self, items: Iterable[Body], version: str) -> None:
-        """A LIST's answer: the store becomes exactly `items`; report what that changed,
-        deletions included (DeltaFIFO's Replace)."""
+    def replace(self, items: Iterable[Body], version: str, *, kept: bool = False) -> None:
+        """A LIST's answer: the store becomes exactly `items` (already as stored, `kept`);
+        report what that changed, deletions included (DeltaFIFO's Replace)."""
         fresh: dict[Key, Body] = {}
         for item in items:
-            body = self._kept(item)
+            body = item if kept else self._kept(item)
             if body is not None:
                 fresh[key_of(body)] = body
         for key in [k for k in self.store.objects if k not in fresh]:
@@ -253,6 +254,12 @@ class Informer:
 
     # -- running -----------------------------------------------------------------------
 
+    async def _relist(self) -> None:
+        """LIST and replace, in a frame of its own: the watch loop that follows must not
+        keep the list alive."""
+        items, version = await self.source.list(self.kind, self._kept)
+        self.replace(items, version, kept=True)
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
             self.run(), name=f"informer {self.kind.name}"
@@ -270,8 +277,7 @@ class Informer:
         while True:
             try:
                 if self.version is None:
-                    items, version = await self.source.list(self.kind)
-                    self.replace(items, version)
+                    await self._relist()
                 assert self.version is not None
                 async for event in self.source.watch(self.kind, self.version):
                     self.apply(event)
@@ -298,13 +304,15 @@ class ApiSource:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
 
-    async def list(self, kind: Kind) -> tuple[list[Body], str]:
+    async def list(self, kind: Kind, each: Callable[[Body], Body | None]) -> tuple[list[Body], str]:
         items: list[Body] = []
         token = None
         version = ""
         while True:
+            # Each page is kept as stored before the next is read: the whole objects of
+            # 10,000 pods never live at once.
             page = await list_page(self.api, kind.path, kind.selector, token)
-            items += page.get("items") or []
+            items += [kept for item in page.get("items") or [] if (kept := each(item))]
             version = version or (page.get("metadata") or {}).get("resourceVersion") or ""
             token = (page.get("metadata") or {}).get("continue")
             if not token:
