@@ -10,7 +10,9 @@ A class pressing "start" at once, or a sweep of headless runs. In one run, side 
   their readiness gates opened as each pod's agent would once it runs;
 - then the operator idle across two resyncs, with every session still there.
 
-For each it prints the time until all are Ready and its ratio to the bare pods, the p50
+For each it prints the time until the client's last create was answered (sessions pass
+two admission webhooks, pods none), the time until all are Ready and its ratio to the
+bare pods, the p50
 of each object's Ready, the operator's overhead per session (a session's Ready minus
 its last pod's Ready, both as seen by this script's watches), and the API requests
 the run caused: all of them from the API server's /metrics, and the operator's own
@@ -67,6 +69,7 @@ class Run:
     name: str
     count: int
     seconds: float = 0.0
+    created: float = 0.0  # seconds until the client's last create was answered
     ready: dict[str, float] = field(default_factory=dict)  # object -> Ready, s after start
     overhead: list[float] = field(default_factory=list)  # session Ready - its pods' Ready
     apiserver: Requests = field(default_factory=Counter)
@@ -298,6 +301,7 @@ async def burst(
     profiler = operator.profile(profile) if profile and kind not in ("pods", "pvcpods") else None
     start = time.perf_counter()
     await _all(run.count, concurrency, lambda i: _create(api, namespace, kind, i))
+    run.created = time.perf_counter() - start
     try:
         await asyncio.wait_for(done.wait(), within)
     except TimeoutError:
@@ -410,10 +414,10 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
     base = next((r for r in runs if r.name == "bare pods"), None)
     print()
     print(
-        "| run | N | all Ready | vs bare pods | p50 Ready | p50 operator overhead "
+        "| run | N | created | all Ready | vs bare pods | p50 Ready | p50 operator overhead "
         "| operator reads / session | operator writes / session |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     floor = next((r for r in runs if r.name.startswith("bare pods, each")), None)
     for run in runs:
         ratio = f"{run.seconds / base.seconds:.2f}x" if base else "-"
@@ -428,7 +432,7 @@ def report(runs: list[Run], idle_requests: Requests, idle_cpu: float, rss: float
         )
         took = f"{run.seconds:.1f} s" if run.complete else f"not all in {run.seconds:.0f} s"
         print(
-            f"| {run.name} | {run.count} | {took} | {ratio} "
+            f"| {run.name} | {run.count} | {run.created:.1f} s | {took} | {ratio} "
             f"| {_p50(list(run.ready.values())):.1f} s | {overhead} | {per[0]} | {per[1]} |"
         )
     reads, writes = _split(idle_requests)

@@ -104,16 +104,17 @@ def _stamp(
 
 @kopf.on.mutate(GROUP, "sessions", id="session-user", operations=["CREATE", "UPDATE"])
 @timed("session-user")
-def session_user(
+async def session_user(
     *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any
 ) -> None:
-    """Record the creating user in spec.user; refuse forgeries and changes."""
+    """Record the creating user in spec.user; refuse forgeries and changes. Async, though
+    it awaits nothing: kopf runs a plain function in a thread, a hop every create paid."""
     _stamp("spec.user", spec=spec, userinfo=userinfo, patch=patch, kwargs=kwargs)
 
 
 @kopf.on.mutate(GROUP, "drives", id="drive-owner", operations=["CREATE", "UPDATE"])
 @timed("drive-owner")
-def drive_owner(
+async def drive_owner(
     *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any
 ) -> None:
     """Record the creating user in spec.owner; refuse forgeries and changes."""
@@ -122,7 +123,7 @@ def drive_owner(
 
 @kopf.on.validate(GROUP, "drives", id="drive-access", operations=["UPDATE"])
 @timed("drive-access")
-def drive_access(
+async def drive_access(
     *, spec: kopf.Spec, name: str | None, userinfo: kopf.UserInfo, **kwargs: Any
 ) -> None:
     """Only a drive's owner, or an admin, changes spec.access."""
