@@ -211,6 +211,11 @@ def operator(kubeconfig: Path, crds: list[str]) -> Iterator[object]:
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
+    # The operator reads its settings once; a unit test may have read them before, from
+    # an environment without these.
+    from kabin import settings as kabin_settings
+
+    kabin_settings.load()
     args = ["run", "--all-namespaces", "--standalone", "--verbose"]
     args += ["-m", "kabin.handlers", "-m", "kabin.webhooks"]
     try:

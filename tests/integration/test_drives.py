@@ -410,9 +410,9 @@ async def test_a_deleted_default_drive_is_not_brought_back_by_a_finished_session
     does not make it again when it is reconciled after its user deleted the drive."""
     namespace = people
     await apply(
-        namespace, session("old", type="notebook", environment="notebook", timeout=5), user="dave"
+        namespace, session("old", type="notebook", environment="notebook", timeout=5), user="alice"
     )
-    await present(lambda: get(api, "drives", namespace, "dave-home"))
+    await present(lambda: get(api, "drives", namespace, "alice-home"))
 
     async def expired() -> None:
         obj = await get(api, "sessions", namespace, "old")
@@ -420,8 +420,8 @@ async def test_a_deleted_default_drive_is_not_brought_back_by_a_finished_session
 
     await eventually(expired, timeout=60)
     custom = client.CustomObjectsApi(api)
-    await custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drives", "dave-home")
-    await gone(lambda: get(api, "drives", namespace, "dave-home"), within=60)
+    await custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drives", "alice-home")
+    await gone(lambda: get(api, "drives", namespace, "alice-home"), within=60)
 
     # Any reconcile of the old session (a resync, a restart, an edit) reads it again.
     await custom.patch_namespaced_custom_object(
@@ -431,9 +431,9 @@ async def test_a_deleted_default_drive_is_not_brought_back_by_a_finished_session
     )  # fmt: skip
     await asyncio.sleep(3)
     with pytest.raises(client.ApiException) as missing:
-        await get(api, "drives", namespace, "dave-home")
+        await get(api, "drives", namespace, "alice-home")
     assert missing.value.status == 404
 
-    # A new session of dave's makes it again.
-    await apply(namespace, session("new", type="notebook", environment="notebook"), user="dave")
-    await present(lambda: get(api, "drives", namespace, "dave-home"))
+    # A new session of alice's makes it again.
+    await apply(namespace, session("new", type="notebook", environment="notebook"), user="alice")
+    await present(lambda: get(api, "drives", namespace, "alice-home"))

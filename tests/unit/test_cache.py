@@ -11,6 +11,7 @@ import pytest
 
 from kabin.handlers import cache as cache_module
 from kabin.handlers.cache import Cache, pod
+from kabin.settings import OperatorSettings
 from tests.unit.test_informer import Script, ev
 
 LABELS = {"app.kubernetes.io/managed-by": "kabin", "kabin.dev/session": "lab"}
@@ -37,7 +38,7 @@ def a_pod(name: str, version: int, **meta: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def cache() -> Cache:
-    return Cache(Script())
+    return Cache(Script(), OperatorSettings())
 
 
 def names(bodies: list[dict[str, Any]]) -> list[str]:
@@ -95,7 +96,7 @@ async def test_an_expectation_the_watch_never_confirms_lapses_and_wakes_its_sess
 ) -> None:
     monkeypatch.setattr(cache_module, "EXPECT_FOR", 0.05)
     woken: list[tuple[str, str]] = []
-    cache = Cache(Script(), lapsed=lambda ns, name: woken.append((ns, name)))
+    cache = Cache(Script(), OperatorSettings(), lapsed=lambda ns, name: woken.append((ns, name)))
     cache.informers["Pod"].replace([], "1")
     cache.made("Pod", "ns", "lab", [a_pod("lab-1", 2)])
     await asyncio.sleep(0.2)

@@ -96,6 +96,15 @@ def world() -> tuple[Leases, Clock]:
     return Leases(), Clock()
 
 
+async def two(world: tuple[Leases, Clock]) -> tuple[Replica, Replica]:
+    """Replicas a and b, each after its first step: a holds the Lease, b has seen it."""
+    leases, clock = world
+    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
+    await a.leader.step()
+    await b.leader.step()
+    return a, b
+
+
 async def test_the_first_replica_takes_the_lease_and_keeps_renewing_it(
     world: tuple[Leases, Clock],
 ) -> None:
@@ -115,9 +124,7 @@ async def test_a_standby_waits_out_the_lease_duration_before_taking_over(
     world: tuple[Leases, Clock],
 ) -> None:
     leases, clock = world
-    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
-    await a.leader.step()
-    await b.leader.step()
+    _, b = await two(world)
     assert b.calls == []
     clock.now += DURATION - 1  # a stopped renewing (it crashed), but not for long enough
     await b.leader.step()
@@ -132,8 +139,7 @@ async def test_a_standby_does_not_take_a_lease_that_is_being_renewed(
     world: tuple[Leases, Clock],
 ) -> None:
     leases, clock = world
-    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
-    await a.leader.step()
+    a, b = await two(world)
     for _ in range(10):
         clock.now += 2
         await a.leader.step()
@@ -145,9 +151,7 @@ async def test_the_holder_steps_down_when_another_replica_took_the_lease(
     world: tuple[Leases, Clock],
 ) -> None:
     leases, clock = world
-    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
-    await a.leader.step()
-    await b.leader.step()
+    a, b = await two(world)
     clock.now += DURATION  # a was paused (a long GC, a frozen VM) past its Lease
     await b.leader.step()
     assert leases.holder() == "b"
@@ -187,10 +191,8 @@ async def test_a_renewal_that_hangs_is_abandoned_at_the_deadline(
 async def test_a_clean_stop_gives_the_lease_up_for_an_immediate_takeover(
     world: tuple[Leases, Clock],
 ) -> None:
-    leases, clock = world
-    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
-    await a.leader.step()
-    await b.leader.step()
+    leases, _ = world
+    a, b = await two(world)
     await a.leader.stop()
     assert leases.holder() is None and a.calls == ["lead", "follow"]
     await b.leader.step()  # at once, not DURATION later

@@ -30,6 +30,7 @@ session is reconciled then.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ from kabin.api.meta import GROUP, VERSION
 from kabin.api.session import SessionSpec
 from kabin.k8s.informer import DELETED, Body, Handler, Informer, Kind, Source
 from kabin.logic import drives as logic_drives
-from kabin.settings import reconciles
+from kabin.settings import OperatorSettings, reconciles
+
+log = logging.getLogger("kabin.cache")
 
 Key = tuple[str, str | None, str]  # (kind, namespace, name)
 EXPECT_FOR = 60.0
@@ -182,9 +185,14 @@ KINDS: dict[str, Kept] = {
 }
 
 
-def _ours(body: Body) -> bool:
-    namespace = body["metadata"].get("namespace")
-    return namespace is None or reconciles(namespace)
+def _ours(settings: OperatorSettings) -> Callable[[Body], bool]:
+    """Whether an object is one this operator reconciles (cluster-scoped ones always)."""
+
+    def ours(body: Body) -> bool:
+        namespace = body["metadata"].get("namespace")
+        return namespace is None or reconciles(namespace, settings)
+
+    return ours
 
 
 @dataclass
@@ -211,13 +219,14 @@ class Cache:
     def __init__(
         self,
         source: Source,
+        settings: OperatorSettings,
         handlers: Mapping[str, Handler] | None = None,
         *,
         lapsed: Callable[[str, str], None] | None = None,
     ) -> None:
-        """`handlers`: kind -> what to do on each of its events (after the cache has
-        taken it in); `lapsed(namespace, session)`: an expectation of a session's child
-        lapsed unconfirmed."""
+        """`settings`: which namespaces it keeps; `handlers`: kind -> what to do on each
+        of its events (after the cache has taken it in); `lapsed(namespace, session)`: an
+        expectation of a session's child lapsed unconfirmed."""
         self._handlers = dict(handlers or {})
         self._lapsed = lapsed
         self.informers = {
@@ -226,7 +235,7 @@ class Cache:
                 source,
                 handler=self._observer(name),
                 compact=kept.compact,
-                keep=_ours,
+                keep=_ours(settings),
                 indexers=kept.indexers,
             )
             for name, kept in KINDS.items()
@@ -248,6 +257,8 @@ class Cache:
         for informer in self.informers.values():
             informer.start()
         await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
+        counts = ", ".join(f"{len(i.store)} {name}" for name, i in self.informers.items())
+        log.info("Cache loaded: %s", counts)
 
     async def stop(self) -> None:
         await asyncio.gather(*(i.stop() for i in self.informers.values()))
@@ -256,10 +267,11 @@ class Cache:
         def observe(event: str, body: Body) -> None:
             meta = body["metadata"]
             key = (kind, meta.get("namespace"), meta["name"])
-            if event == DELETED:
-                self._written.pop(key, None)
-                if kind == "Session":
-                    self._expected.pop(("Pod", key[1], key[2]), None)
+            written = self._written.get(key)
+            if event == DELETED or (written and written[0] != meta.get("resourceVersion")):
+                self._written.pop(key, None)  # gone, or the watch brought a newer version
+            if event == DELETED and kind == "Session":
+                self._expected.pop(("Pod", key[1], key[2]), None)
             session = (meta.get("labels") or {}).get(names.SESSION_LABEL)
             if session:
                 self._confirm(kind, key[1], session, meta["name"], body, event == DELETED)

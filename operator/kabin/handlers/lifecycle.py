@@ -54,6 +54,7 @@ async def configure(
     }
     state.cache = cache.Cache(
         ApiSource(await k8s.shared()),
+        ours,
         {kind: functools.partial(handle, state) for kind, handle in events.items()},
         lapsed=lambda namespace, name: state.sessions.now((namespace, name)),
     )
