@@ -57,7 +57,7 @@ async def start(sessions: AsyncSession, manifest: dict[str, Any]) -> str:
     """Create the session; its name. AlreadyExists when one of that name exists."""
     if not await sessions.create_object("sessions", manifest):
         name = manifest["metadata"]["name"]
-        raise AlreadyExists(f"a session named {name!r} already exists", field="name")
+        raise AlreadyExists(f"a session named {name!r} already exists", status=409, field="name")
     return str(manifest["metadata"]["name"])
 
 
