@@ -96,11 +96,16 @@ def world() -> tuple[Leases, Clock]:
     return Leases(), Clock()
 
 
+async def leading(world: tuple[Leases, Clock]) -> Replica:
+    """Replica a after its first step: it holds the Lease."""
+    a = Replica("a", *world)
+    await a.leader.step()
+    return a
+
+
 async def two(world: tuple[Leases, Clock]) -> tuple[Replica, Replica]:
     """Replicas a and b, each after its first step: a holds the Lease, b has seen it."""
-    leases, clock = world
-    a, b = Replica("a", leases, clock), Replica("b", leases, clock)
-    await a.leader.step()
+    a, b = await leading(world), Replica("b", *world)
     await b.leader.step()
     return a, b
 
@@ -109,8 +114,7 @@ async def test_the_first_replica_takes_the_lease_and_keeps_renewing_it(
     world: tuple[Leases, Clock],
 ) -> None:
     leases, clock = world
-    a = Replica("a", leases, clock)
-    await a.leader.step()
+    a = await leading(world)
     assert a.calls == ["lead"] and leases.holder() == "a"
     before = leases.version
     for _ in range(5):
@@ -163,8 +167,7 @@ async def test_the_holder_steps_down_before_its_lease_can_pass_when_renewals_fai
     world: tuple[Leases, Clock],
 ) -> None:
     leases, clock = world
-    a = Replica("a", leases, clock)
-    await a.leader.step()
+    a = await leading(world)
     leases.fail = True
     clock.now += DEADLINE - 1
     await a.leader.step()

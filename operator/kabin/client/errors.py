@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio.client.rest import ApiException
 
 from kabin.api.names import Reason
@@ -97,8 +98,9 @@ def from_failure(failure: Failure) -> KabinError:
     return kind(failure.message, status=failure.status, reason=failure.reason, field=failure.field)
 
 
-def from_api(error: ApiException) -> KabinError:
-    """The typed exception of an API server error response, carrying its message."""
+def from_api(error: ApiException | aiohttp.ClientError | TimeoutError) -> KabinError:
+    """The typed exception of a failed request (`kabin.k8s.API_FAILURES`): the API
+    server's error response, or no answer."""
     failure = classify(error)
-    assert failure is not None
+    assert failure is not None  # classify knows every API failure
     return from_failure(failure)

@@ -19,7 +19,7 @@ from kabin.gateway import access, dashboard, routes
 from kabin.gateway import identity as ident
 from kabin.gateway.kube import Kube
 from kabin.k8s.client import connect
-from kabin.k8s.errors import API_FAILURES, classify
+from kabin.k8s.errors import API_FAILURES
 from kabin.logic.access import Origin
 from kabin.settings import GatewaySettings
 
@@ -50,11 +50,6 @@ def _status_of(error: errors.KabinError) -> int:
     return status if 400 <= status < 500 else 503
 
 
-def _typed(error: BaseException) -> errors.KabinError | None:
-    failure = classify(error)
-    return errors.from_failure(failure) if failure is not None else None
-
-
 @web.middleware
 async def skaha_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,14 +74,13 @@ async def skaha_errors(
     except (errors.KabinError, *API_FAILURES) as e:
         # The user's own requests fail as KabinErrors (kabin's client); the gateway's own
         # (checking a token, making a namespace) as the API client's: one classification.
-        error = e if isinstance(e, errors.KabinError) else _typed(e)
-        status = _status_of(error) if error is not None else 503
+        error = e if isinstance(e, errors.KabinError) else errors.from_api(e)
+        status = _status_of(error)
         headers = {"Retry-After": RETRY_AFTER} if status == 503 else {}
         if status == 503:
-            log.warning("%s %s: %s", request.method, request.path, error or e)
-        text = error.message if error is not None else "the API server failed"
+            log.warning("%s %s: %s", request.method, request.path, error)
         return web.Response(
-            text=f"{text}\n", status=status, content_type="text/plain", headers=headers
+            text=f"{error.message}\n", status=status, content_type="text/plain", headers=headers
         )
     except web.HTTPException as e:
         if e.status >= 400:

@@ -42,7 +42,7 @@ from prometheus_client import Gauge
 from kabin.api import names
 from kabin.api.meta import GROUP, VERSION
 from kabin.api.session import SessionSpec
-from kabin.k8s.informer import DELETED, Body, Handler, Informer, Kind, Source
+from kabin.k8s.informer import DELETED, Body, Handler, Informer, Kind, Source, version_of
 from kabin.logic import drives as logic_drives
 from kabin.settings import OperatorSettings, reconciles
 
@@ -268,7 +268,7 @@ class Cache:
             meta = body["metadata"]
             key = (kind, meta.get("namespace"), meta["name"])
             written = self._written.get(key)
-            if event == DELETED or (written and written[0] != meta.get("resourceVersion")):
+            if event == DELETED or (written and written[0] != version_of(body)):
                 self._written.pop(key, None)  # gone, or the watch brought a newer version
             if event == DELETED and kind == "Session":
                 self._expected.pop(("Pod", key[1], key[2]), None)
@@ -285,6 +285,9 @@ class Cache:
 
     def wrote(self, kind: str, namespace: str, name: str, base: str, body: Body) -> None:
         """kabin wrote `body` (the API server's answer) over resourceVersion `base`."""
+        there = self.informers[kind].store.get((namespace, name))
+        if there is not None and version_of(there) != base:
+            return  # the watch brought the write (or something newer) back already
         self._written[(kind, namespace, name)] = (base, KINDS[kind].compact(body))
 
     def made(self, kind: str, namespace: str, session: str, bodies: list[Body]) -> None:
@@ -341,15 +344,12 @@ class Cache:
     # -- reading ------------------------------------------------------------------------
 
     def _one(self, kind: str, namespace: str | None, name: str) -> Body | None:
+        """The object, or what kabin wrote of it while the watch has not brought that
+        back (the watch's event drops the record, in `_observer`)."""
         found = self.informers[kind].store.get((namespace, name))
-        key = (kind, namespace, name)
-        mine = self._written.get(key)
-        if mine is None:
-            return found
-        base, written = mine
-        if found is not None and found["metadata"].get("resourceVersion") == base:
-            return written  # the watch has not brought our write back yet
-        del self._written[key]  # it has, or something newer, or the object is gone
+        mine = self._written.get((kind, namespace, name))
+        if mine is not None and found is not None and version_of(found) == mine[0]:
+            return mine[1]
         return found
 
     def session(self, namespace: str, name: str) -> Body | None:
@@ -369,15 +369,10 @@ class Cache:
             b["metadata"]["name"]: b
             for b in self.informers[kind].store.by(SESSION_INDEX, _in(namespace, session))
         }
-        key = (kind, namespace, session)
-        group = self._expected.get(key, {})
-        for name, expected in list(group.items()):
-            if _confirmed(expected, found.get(name)):
-                del group[name]  # the watch got here first
-            else:
-                found[name] = expected.body
-        if key in self._expected and not group:
-            del self._expected[key]
+        # Unconfirmed: the watch's events drop them (`_confirm`), and `_expect` keeps none
+        # that the watch had shown already.
+        for name, expected in self._expected.get((kind, namespace, session), {}).items():
+            found[name] = expected.body
         return list(found.values())
 
     def drive_pods(self, namespace: str, drive: str) -> list[Body]:

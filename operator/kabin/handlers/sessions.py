@@ -276,13 +276,15 @@ async def _make_default_drive(session: _Session) -> status.DriveView:
     left as it is and judged as it is)."""
     spec, owner = session.spec, session.owner
     assert spec.user
-    raw: dict[str, Any] | None = logic_drives.default_drive(
+    made = logic_drives.default_drive(
         namespace=owner.namespace, user=spec.user, size=session.settings.default_drive_size
     )
-    assert raw is not None
-    name = raw["metadata"]["name"]
-    if not await objects.create_custom(session.api, "drives", raw):
-        raw = await objects.get_custom(session.api, "drives", owner.namespace, name)
+    name = made["metadata"]["name"]
+    raw = (
+        made
+        if await objects.create_custom(session.api, "drives", made)
+        else await objects.get_custom(session.api, "drives", owner.namespace, name)
+    )
     return logic_drives.view(name, session=owner.name, drive=raw, default_for=spec.user)
 
 

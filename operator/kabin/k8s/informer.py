@@ -233,8 +233,8 @@ class Informer:
         body = self._kept(obj) if kind != DELETED else None
         if body is None:  # deleted, or no longer one of ours
             gone = self.store.remove(key)
-            if gone is not None or kind == DELETED:
-                self._tell(DELETED, gone or self._compact(obj))
+            if gone is not None:  # one it never held (another namespace's) is no news
+                self._tell(DELETED, gone)
             return
         old = self.store.put(body)
         self._tell(ADDED if old is None else MODIFIED, body)

@@ -98,21 +98,6 @@ async def list_page(
     return page
 
 
-async def list_raw(
-    api: client.ApiClient, path: str, selector: str | None = None
-) -> list[dict[str, Any]]:
-    """Every object of a collection (`/api/v1/pods`, all namespaces), as JSON, in pages
-    of 500."""
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = await list_page(api, path, selector, token)
-        items += page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-
-
 async def list_owned(
     api: client.ApiClient, kind: str, namespace: str, selector: str
 ) -> list[dict[str, Any]]:
