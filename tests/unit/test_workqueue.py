@@ -141,3 +141,34 @@ async def test_an_inactive_queue_only_keeps_track_until_it_leads() -> None:
     assert sorted(rec.calls) == [("ns", "b"), KEY]
     queue.forget(KEY)
     assert queue._known == {("ns", "b")}
+
+
+async def test_batched_requests_fold_into_one_run_at_the_end_of_the_period() -> None:
+    rec = Recorder()
+    queue = WorkQueue(rec, resync=3600, what="test")
+    queue.start()
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    for _ in range(5):
+        queue.later(KEY, 0.2)
+        await asyncio.sleep(0.02)
+    await settle(0.4)
+    queue.later(KEY, 0.2)  # a new period after the run
+    await settle(0.4)
+    await queue.stop()
+    assert rec.calls == [KEY, KEY]
+    assert 0.18 <= rec.times[0] - asked < 0.3
+
+
+async def test_a_run_now_serves_the_batched_request_and_keeps_the_deadline() -> None:
+    rec = Recorder()
+    queue = WorkQueue(rec, resync=3600, what="test")
+    queue.start()
+    queue.at(KEY, datetime.now(UTC) + timedelta(seconds=0.3))  # the session's expiry
+    queue.later(KEY, 0.1)
+    queue.now(KEY)  # the pod became Ready: decisive, at once
+    await settle(0.2)
+    assert len(rec.calls) == 1  # the batched request was folded into that run
+    await settle(0.25)
+    await queue.stop()
+    assert len(rec.calls) == 2  # the expiry still wakes it

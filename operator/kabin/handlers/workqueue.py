@@ -11,6 +11,11 @@ so that a burst of work leaves the event loop free to answer admission webhooks.
 Every `resync` seconds every known session is reconciled again, the
 level-triggered safety net behind the watch events.
 
+Changes that decide nothing on their own (a pod bound to a node, a Lease renewed) ask
+for a reconcile `later`, within a batch period, as Kubernetes' Job controller batches
+its pod events (`syncJobBatchPeriod`): in a burst, a pod's ADDED, bound and started
+events then make one status write instead of one each.
+
 A reconcile that fails is retried after a per-key exponential backoff with jitter
 (controller-runtime's 5 ms doubling to 1000 s), reset by a success. The first failure
 of a streak, or one with a new reason, is one warning line; its retries and traceback
@@ -71,6 +76,7 @@ class WorkQueue:
         self._what = what
         self._task: asyncio.Task[None] | None = None
         self._due: dict[Key, float] = {}  # monotonic deadline per session
+        self._batched: dict[Key, float] = {}  # monotonic time a batched request is due
         self._heap: list[tuple[float, Key]] = []
         self._known: set[Key] = set()
         self._running: dict[Key, asyncio.Task[None]] = {}
@@ -99,9 +105,23 @@ class WorkQueue:
         self._running[key] = task
         self._waiting[key] = time.monotonic()
 
+    def later(self, key: Key, within: float) -> None:
+        """Reconcile `key` within `within` seconds: requests until then, `now` ones
+        included, fold into that one run."""
+        self._known.add(key)
+        if not self.active or key in self._batched:
+            return
+        if key in self._running and key not in self._started:
+            return  # a run about to start reads the world after this change
+        deadline = time.monotonic() + within
+        self._batched[key] = deadline
+        heapq.heappush(self._heap, (deadline, key))
+        self._changed.set()
+
     async def _run(self, key: Key) -> None:
         try:
             async with self._workers:
+                self._batched.pop(key, None)  # this run reads what they asked it to
                 self._waiting.pop(key, None)
                 self._started.add(key)
                 await self._reconcile(*key)
@@ -188,6 +208,7 @@ class WorkQueue:
     def forget(self, key: Key) -> None:
         """The object is gone: keep nothing of it."""
         self._due.pop(key, None)
+        self._batched.pop(key, None)
         self._known.discard(key)
         self._failures.pop(key, None)
 
@@ -211,6 +232,9 @@ class WorkQueue:
                     deadline, key = heapq.heappop(self._heap)
                     if self._due.get(key) == deadline:  # not superseded by a later one
                         del self._due[key]
+                        self.now(key)
+                    elif self._batched.get(key) == deadline:  # not served by a run since
+                        del self._batched[key]
                         self.now(key)
                 if now >= next_resync:
                     next_resync = now + self._resync
