@@ -248,7 +248,11 @@ async def test_idle_notebook_is_culled_on_time(
     api: client.ApiClient, namespace: str, environments: None
 ) -> None:
     name = "idle"
-    await create(namespace, session(name, type="notebook", environment="notebook", timeout=5))
+    # Expire, chosen: the ending of old (test_suspend covers the default, Suspend).
+    await create(
+        namespace,
+        session(name, type="notebook", environment="notebook", timeout=5, timeoutAction="Expire"),
+    )
     obj = await until(api, namespace, name, running, within=30)
     start = _time(obj["status"]["startTime"])
     assert start is not None
@@ -302,7 +306,10 @@ async def test_activity_every_three_seconds_keeps_a_notebook_alive(
         async with environment(
             api, namespace, env=[{"name": "JUPYTER_TOKEN", "value": lab.token}]
         ) as nb:
-            await create(namespace, session(name, type="notebook", environment=nb, timeout=5))
+            await create(
+                namespace,
+                session(name, type="notebook", environment=nb, timeout=5, timeoutAction="Expire"),
+            )
             env = await agent_env(api, namespace, f"{name}-1", {"jupyterlab": lab.port})
             assert env["JUPYTER_TOKEN"] == lab.token
             token = await agent_kubeconfig(api, kubeconfig, namespace, name, tmp_path)

@@ -162,6 +162,31 @@ async def test_sign_in_start_watch_renew_and_delete(
     await eventually(deleted, timeout=30)
 
 
+async def test_suspend_and_resume_from_the_dashboard(browser: Browser, gateway: Gateway) -> None:
+    me = gateway.person()
+    page = await signed_in(browser, gateway, me)
+    await start(page, gateway, choice="JupyterLab (SciPy)", name="nap")
+    card = session_card(page, "nap")
+    await expect(card.get_by_test_id("status")).to_contain_text("Running", timeout=WAIT)
+    assert await card.get_by_role("button", name="Resume").count() == 0
+
+    await card.get_by_role("button", name="Suspend").click()
+    await expect(card.get_by_role("status")).to_contain_text("Suspending")
+    await expect(card.get_by_test_id("status")).to_contain_text("Suspended", timeout=WAIT)
+    await expect(card.get_by_test_id("reason")).to_contain_text("suspended by its user")
+    await expect(card.get_by_test_id("reason").locator("time")).to_have_count(1)
+    assert await card.get_by_role("button", name="Suspend").count() == 0
+    obj = kubectl_json("get", "session", "nap", "-n", me.namespace)
+    assert obj["spec"]["suspend"] is True and obj["status"]["reason"] == "User"
+    assert kubectl_json("get", "pod", "nap-1", "-n", me.namespace) is None
+    await screenshot(page, "suspended")
+
+    await card.get_by_role("button", name="Resume").click()
+    await expect(card.get_by_role("status")).to_contain_text("Resuming")
+    await expect(card.get_by_test_id("status")).to_contain_text("Running", timeout=WAIT)
+    assert kubectl_json("get", "session", "nap", "-n", me.namespace)["spec"]["suspend"] is False
+
+
 async def test_drives_and_waiting_for_a_held_drive(
     browser: Browser, gateway: Gateway, api: Any
 ) -> None:

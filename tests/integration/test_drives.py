@@ -403,20 +403,21 @@ async def test_growing_a_drive_expands_its_pvc(
     assert "may only grow: 2Gi is smaller than 5Gi" in shrink.err
 
 
+@pytest.mark.parametrize(("action", "ended"), [("Expire", "Expired"), ("Suspend", "Suspended")])
 async def test_a_deleted_default_drive_is_not_brought_back_by_a_finished_session(
-    api: client.ApiClient, environments: None, people: str
+    api: client.ApiClient, environments: None, people: str, action: str, ended: str
 ) -> None:
     """Only a session about to run makes its user's default drive: one that has ended
-    does not make it again when it is reconciled after its user deleted the drive."""
+    (or is suspended) does not make it again when it is reconciled after its user
+    deleted the drive."""
     namespace = people
-    await apply(
-        namespace, session("old", type="notebook", environment="notebook", timeout=5), user="alice"
-    )
+    old = session("old", type="notebook", environment="notebook", timeout=5, timeoutAction=action)
+    await apply(namespace, old, user="alice")
     await present(lambda: get(api, "drives", namespace, "alice-home"))
 
     async def expired() -> None:
         obj = await get(api, "sessions", namespace, "old")
-        assert obj.get("status", {}).get("phase") == "Expired", obj.get("status")
+        assert obj.get("status", {}).get("phase") == ended, obj.get("status")
 
     await eventually(expired, timeout=60)
     custom = client.CustomObjectsApi(api)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from kabin.api.environment import EnvironmentConfigSpec
+from kabin.api.environment import EnvironmentConfigSpec, Timeouts
 from kabin.api.session import Renewal, SessionSpec, SessionStatus
 from kabin.logic import resolve, status
 from kabin.logic.activity import Recorded
@@ -353,7 +354,8 @@ def _active(seconds_ago: float, source: str = "jupyter") -> Recorded:
 def test_idle_timeout_counts_from_the_last_activity(
     recorded: Recorded | None, phase: str, expiry: datetime, soon: str | None
 ) -> None:
-    outcome = compute({"type": "notebook"}, NOTEBOOK_UP, previous=RUNNING, activity=recorded)
+    expire = {"type": "notebook", "timeoutAction": "Expire"}  # today's behaviour, chosen
+    outcome = compute(expire, NOTEBOOK_UP, previous=RUNNING, activity=recorded)
     assert outcome.status.timeout_mode == "idle"
     assert outcome.status.phase == phase
     assert outcome.status.expiry_time == expiry
@@ -376,7 +378,7 @@ SSH_IMAGE = {**SSH, "image": "x"}
     ("spec", "previous", "recorded", "env", "want"),
     [
         pytest.param(
-            {"type": "notebook"},
+            {"type": "notebook", "timeoutAction": "Expire"},
             SessionStatus(
                 phase="Running",
                 start_time=NOW - timedelta(seconds=500),
@@ -500,3 +502,117 @@ def test_events_for_transitions() -> None:
     reasons = [e.reason for e in status.transitions(before.status, after.status)]
     assert reasons == ["Ready"]
     assert [e.reason for e in status.transitions(SessionStatus(), before.status)] == ["Scheduled"]
+
+
+# -- suspend and resume ---------------------------------------------------------------------
+
+IDLE_RUNNING = SessionStatus(
+    phase="Running",
+    start_time=NOW - timedelta(seconds=500),
+    last_activity_time=NOW - timedelta(seconds=61),
+    last_activity_source="ssh",
+    image="jupyter",
+)
+
+
+def test_an_idle_timeout_suspends_a_notebook_by_default_and_expires_it_when_chosen() -> None:
+    idle = _active(61, "ssh")
+    suspend = compute({"type": "notebook"}, NOTEBOOK_UP, previous=IDLE_RUNNING, activity=idle)
+    assert (suspend.status.phase, suspend.suspend) == ("Running", "IdleTimeout")
+    expire = compute(
+        {"type": "notebook", "timeoutAction": "Expire"},
+        NOTEBOOK_UP,
+        previous=IDLE_RUNNING,
+        activity=idle,
+    )
+    assert (expire.status.phase, expire.suspend) == ("Expired", None)
+
+
+def test_an_absolute_timeout_expires_by_default_and_suspends_when_the_environment_says() -> None:
+    previous = SessionStatus(phase="Running", start_time=NOW - timedelta(seconds=61))
+    ssh = {"type": "ssh", "timeout": 60}
+    assert compute(ssh, NOTEBOOK_UP, previous=previous).status.phase == "Expired"
+    env = NOTEBOOK.model_copy(
+        update={"timeouts": Timeouts(default=60, mode="absolute", action="Suspend")}
+    )
+    outcome = compute(ssh, NOTEBOOK_UP, previous=previous, env=env)
+    assert (outcome.status.phase, outcome.suspend) == ("Running", "Timeout")
+
+
+@pytest.mark.parametrize(
+    ("why", "reason", "message"),
+    [
+        (None, "User", "suspended by its user"),
+        ("IdleTimeout", "IdleTimeout", "suspended after 60 seconds idle"),
+    ],
+)
+def test_a_suspended_session_says_why_and_when_and_wants_its_pods_gone(
+    why: str | None, reason: str, message: str
+) -> None:
+    parsed = SessionSpec.model_validate({"environment": "nb", "type": "notebook", "suspend": True})
+    observed = status.Observed(
+        spec=parsed,
+        owner=OWNER,
+        resolved=resolve.resolve(parsed, NOTEBOOK),
+        generation=2,
+        previous=IDLE_RUNNING,
+        pods=NOTEBOOK_UP,
+        services={},
+        suspend_reason=why,
+    )
+    outcome = status.compute(observed, now=NOW, settings=SETTINGS)
+    got = outcome.status
+    assert (got.phase, got.reason, got.message) == ("Suspended", reason, message)
+    assert got.suspended_at == NOW
+    assert conditions(outcome)["Suspended"] == "True"
+    assert conditions(outcome)["Ready"] == "False"
+    assert outcome.wake_at is None  # no expiry while suspended
+    events = status.transitions(IDLE_RUNNING, got)
+    assert [(e.reason, e.message) for e in events if e.reason != "Scheduled"] == [
+        ("Suspended", message)
+    ]
+    later = status.compute(
+        replace(observed, previous=got), now=NOW + timedelta(hours=1), settings=SETTINGS
+    )
+    assert later.status.suspended_at == NOW  # kept, not moved
+
+
+def test_a_resume_starts_over_with_a_new_deadline_and_the_new_image() -> None:
+    suspended = SessionStatus(
+        phase="Suspended",
+        reason="IdleTimeout",
+        start_time=NOW - timedelta(days=2),
+        suspended_at=NOW - timedelta(days=1),
+        image="jupyter:old",
+    )
+    held = compute({"type": "notebook", "suspend": True}, [], previous=suspended)
+    assert held.status.pending_restart is True  # the environment's image is not jupyter:old
+    suspended = held.status
+    resumed = compute({"type": "notebook", "timeout": 600}, [], previous=suspended)
+    got = resumed.status
+    assert (got.phase, got.suspended_at, got.start_time, got.reason) == (
+        "Pending",
+        None,
+        None,
+        None,
+    )
+    assert got.pending_restart is None
+    assert conditions(resumed)["Suspended"] == "False"
+    assert [e.reason for e in status.transitions(suspended, got)] == ["Resumed"]
+
+
+def test_an_expired_session_resumes_on_a_new_renew_and_stays_expired_without_one() -> None:
+    expired = SessionStatus(
+        phase="Expired", reason="IdleTimeout", start_time=NOW - timedelta(days=1)
+    )
+    assert compute({"type": "notebook"}, [], previous=expired).status.phase == "Expired"
+    again = compute({"type": "notebook"}, [], previous=expired, renew="t1")
+    assert (again.status.phase, again.status.start_time) == ("Pending", None)
+    suspended = compute({"type": "notebook", "suspend": True}, [], previous=expired)
+    assert suspended.status.phase == "Suspended"
+
+
+def test_a_finished_run_is_not_suspended() -> None:
+    done = SessionStatus(phase="Succeeded", reason="Completed")
+    got = compute({"type": "headless", "image": "x", "suspend": True}, [], previous=done)
+    assert got.status.phase == "Succeeded"

@@ -103,6 +103,10 @@ class Timeouts(Model):
     mode: Literal["idle", "absolute"] | None = None
     """idle: counted from the last activity; absolute: from the start. Default: idle for
     browser session types, absolute for ssh and headless."""
+    action: Literal["Suspend", "Expire"] | None = None
+    """What a timeout that runs out does: Suspend (the session can be resumed on its drive)
+    or Expire (it ends for good). Default: Suspend for idle timeouts, Expire for absolute
+    ones. Sessions may choose Expire where this is Suspend, never the other way round."""
 
 
 class PodOverrides(Model):

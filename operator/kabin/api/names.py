@@ -37,6 +37,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 RENEW_ANNOTATION = "kabin.dev/renew"
 """On a Session: a new value restarts its timeout (Skaha's renew)."""
+SUSPEND_REASON_ANNOTATION = "kabin.dev/suspend-reason"
+"""On a Session: why spec.suspend was set (IdleTimeout, Schedule, Preempted; none: the
+user). The operator writes it with spec.suspend, and removes it at the resume."""
 NAME_ANNOTATION = "kabin.dev/name"
 """On a Session: the name a person gave it, which need not be unique (Skaha's `name`);
 the object name is then a generated id."""
@@ -60,6 +63,7 @@ READY = "Ready"
 SCHEDULED = "Scheduled"
 DRIVE_READY = "DriveReady"
 EXPIRING_SOON = "ExpiringSoon"
+SUSPENDED = "Suspended"
 FAILED = "Failed"
 """A permanent failure the operator met while making the object's children (a quota,
 RBAC, an invalid pod override, a missing environment); False again once it passes."""
@@ -71,7 +75,11 @@ POD_SCHEDULED = "PodScheduled"
 
 
 DONE_PHASES = frozenset({"Succeeded", "Failed", "Expired"})
-"""The phases a Session never leaves."""
+"""The phases a Session leaves only when it is resumed (Expired), or never."""
+STOPPED_PHASES = DONE_PHASES | {"Suspended"}
+"""The phases in which a Session runs no pods and holds no drive."""
+FINAL_PHASES = frozenset({"Succeeded", "Failed"})
+"""The phases a Session never leaves: its run is over (a suspend or resume changes nothing)."""
 
 
 def conditions_by_type(status: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
@@ -119,6 +127,10 @@ class Reason:
     EXPIRING_SOON = "ExpiringSoon"
     NOT_EXPIRING_SOON = "NotExpiringSoon"
     IDLE_TIMEOUT = "IdleTimeout"
+    USER = "User"
+    SCHEDULE = "Schedule"
+    PREEMPTED = "Preempted"
+    RESUMED = "Resumed"
     TIMEOUT = "Timeout"
     COMPLETED = "Completed"
     CRASH_LOOP = "CrashLoopBackOff"

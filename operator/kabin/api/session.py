@@ -26,8 +26,9 @@ from kabin.api.meta import (
     immutable,
 )
 
-Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Terminating", "Expired"]
+Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Terminating", "Expired"]
 TimeoutMode = Literal["idle", "absolute", "none"]
+TimeoutAction = Literal["Suspend", "Expire"]
 
 # Fields fixed at creation. `replicas` and `timeout` may change.
 IMMUTABLE_FIELDS = (
@@ -79,6 +80,14 @@ class SessionSpec(Model):
     absolute for ssh and headless. Default: the environment's."""
     user: Annotated[str, Field(max_length=253)] | None = None
     """The user who created the session, recorded at admission."""
+    suspend: bool = False
+    """True stops the session's pods and frees its drive, keeping the session to resume
+    (false again) on the same drive, at the same URL. Set by the operator when a timeout
+    whose action is Suspend runs out."""
+    timeout_action: TimeoutAction | None = None
+    """What the timeout does: Suspend (resumable) or Expire (final). Default: the
+    environment's; a session may choose Expire where its environment suspends, not the
+    other way round."""
 
     @model_validator(mode="after")
     def _environment_or_image(self) -> SessionSpec:
@@ -162,6 +171,12 @@ class SessionStatus(Model):
     """Label selector of the session's pods, for the scale subresource."""
     renewal: Renewal | None = None
     """The last renew (annotation kabin.dev/renew) the operator acted on."""
+    suspended_at: datetime | None = None
+    """When the session was last suspended (while it is Suspended)."""
+    image: str | None = None
+    """The image its pods run (or ran, while suspended)."""
+    pending_restart: bool | None = None
+    """Suspended, and its environment's image changed since: a resume uses the new one."""
 
 
 class Session(Model):

@@ -1,4 +1,5 @@
-"""`kabin create | ls | info | logs | stats | renew | delete`: sessions at a terminal.
+"""`kabin create | ls | info | logs | stats | renew | suspend | resume | delete`: sessions
+at a terminal.
 
 Each command is a thin shell around the async client (`kabin.client.AsyncSession`):
 it parses flags, calls the client, and prints a table or JSON/YAML.
@@ -333,6 +334,67 @@ def renew(
 
     for i in run(work):
         console.print(f"session/{i} renewed")
+
+
+def _chosen(session: Any, ids: list[str] | None, prefix: str | None) -> Any:
+    """The ids given, or those of every session (matching --prefix)."""
+
+    async def pick() -> list[str]:
+        if ids:
+            return list(ids)
+        found = await session.fetch(kind=None, status=None)
+        return [s["id"] for s in found if s["id"].startswith(prefix or "")]
+
+    return pick()
+
+
+Some = Annotated[list[str] | None, typer.Argument(help="Session ids.")]
+Prefix = Annotated[
+    str | None, typer.Option("--prefix", "-p", help="Every session whose name starts so.")
+]
+Every = Annotated[bool, typer.Option("--all", help="Every session in the namespace.")]
+
+
+def _suspend_or_resume(
+    verb: str, ids: list[str] | None, prefix: str | None, every: bool, where: tuple[Any, Any, Any]
+) -> None:
+    if bool(ids) + (prefix is not None) + every != 1:
+        fail("give session ids, --prefix or --all (one of them)", code=2)
+
+    async def work() -> list[str]:
+        async with connect(*where) as session:
+            chosen = await _chosen(session, ids, prefix)
+            return await getattr(session, verb)(chosen) if chosen else []
+
+    done = run(work)
+    for i in done:
+        console.print(f"session/{i} {verb}d" if verb.endswith("e") else f"session/{i} {verb}ed")
+    if not done:
+        console.print("no session matched")
+
+
+def suspend(
+    ids: Some = None,
+    prefix: Prefix = None,
+    every: Every = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Suspend sessions: stop their pods and free their drives, keeping them to resume."""
+    _suspend_or_resume("suspend", ids, prefix, every, (kubeconfig, context, namespace))
+
+
+def resume(
+    ids: Some = None,
+    prefix: Prefix = None,
+    every: Every = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Resume suspended or expired sessions on their drives, with a new deadline."""
+    _suspend_or_resume("resume", ids, prefix, every, (kubeconfig, context, namespace))
 
 
 def delete(

@@ -25,7 +25,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
-from kabin.api.names import RENEW_ANNOTATION, SESSION_LABEL
+from kabin.api.names import RENEW_ANNOTATION, SESSION_LABEL, SUSPEND_REASON_ANNOTATION
 from kabin.client import errors, records
 from kabin.client.errors import KabinError, NotFound
 from kabin.k8s import objects
@@ -110,6 +110,11 @@ class Options:
             "concurrency": self.concurrency,
             "loglevel": self.loglevel,
         }
+
+
+def _token() -> str:
+    """A new value for kabin.dev/renew: the time, and some randomness."""
+    return f"{datetime.now(UTC).isoformat(timespec='seconds')}-{uuid.uuid4().hex[:6]}"
 
 
 class AsyncSession(Options):
@@ -568,16 +573,61 @@ class AsyncSession(Options):
             >>> await session.renew(["my-shell"])
             ['my-shell']
         """
-        wanted = records.as_ids(ids)
-        token = f"{datetime.now(UTC).isoformat(timespec='seconds')}-{uuid.uuid4().hex[:6]}"
-        body = {"metadata": {"annotations": {RENEW_ANNOTATION: token}}}
+        body = {"metadata": {"annotations": {RENEW_ANNOTATION: _token()}}}
+        return await self._patch_each(ids, body, uids)
+
+    async def suspend(
+        self, ids: str | list[str], *, uids: dict[str, str] | None = None
+    ) -> list[str]:
+        """Suspend sessions: their pods stop and their drives are freed; each keeps its
+        name, URL and history, to resume (`spec.suspend: true`).
+
+        Returns:
+            The ids suspended. Each is `Suspended` (reason `User`) once its pods are gone.
+
+        Examples:
+            >>> await session.suspend(["my-lab"])
+            ['my-lab']
+        """
+        body = {
+            "metadata": {"annotations": {SUSPEND_REASON_ANNOTATION: None}},
+            "spec": {"suspend": True},
+        }
+        return await self._patch_each(ids, body, uids)
+
+    async def resume(
+        self, ids: str | list[str], *, uids: dict[str, str] | None = None
+    ) -> list[str]:
+        """Resume suspended (or expired) sessions: each takes its drive again (waiting
+        for it if someone holds it), starts new pods and gets a new deadline
+        (`spec.suspend: false`, and a new `kabin.dev/renew` value).
+
+        Returns:
+            The ids resumed.
+
+        Examples:
+            >>> await session.resume(["my-lab"])
+            ['my-lab']
+        """
+        body = {
+            "metadata": {
+                "annotations": {RENEW_ANNOTATION: _token(), SUSPEND_REASON_ANNOTATION: None}
+            },
+            "spec": {"suspend": False},
+        }
+        return await self._patch_each(ids, body, uids)
+
+    async def _patch_each(
+        self, ids: str | list[str], body: dict[str, Any], uids: dict[str, str] | None
+    ) -> list[str]:
+        """Merge-patch each session with `body`; the ids patched."""
 
         async def one(session_id: str) -> str:
             namespace, name = records.parse_id(session_id, self.namespace)
             uid = (uids or {}).get(session_id)
             # A uid in the patch is a precondition: the API server refuses to patch
             # another object that took the name since.
-            sent = {"metadata": {**body["metadata"], "uid": uid}} if uid else body
+            sent = {**body, "metadata": {**body["metadata"], "uid": uid}} if uid else body
             try:
                 await self._call(
                     lambda api: objects.patch_custom(api, "sessions", namespace, name, sent)
@@ -593,7 +643,7 @@ class AsyncSession(Options):
                 raise
             return session_id
 
-        return await self._all(one(i) for i in wanted)
+        return await self._all(one(i) for i in records.as_ids(ids))
 
     async def wait(
         self,

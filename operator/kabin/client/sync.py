@@ -152,6 +152,8 @@ class Session(Options):
     # kabin's additions.
     get = blocking(AsyncSession.get)
     renew = blocking(AsyncSession.renew)
+    suspend = blocking(AsyncSession.suspend)
+    resume = blocking(AsyncSession.resume)
     wait = blocking(AsyncSession.wait)
     follow = blocking_iterator(AsyncSession.follow)
     drives = blocking(AsyncSession.drives)

@@ -141,14 +141,25 @@ async def change_session(request: web.Request) -> web.Response:
     one = _One(request)
     given, obj = await one.read()
     sessions, session_id = one.sessions, one.id
-    action = given.one("action")
-    if action is None:
-        raise Invalid("action: required; a session cannot be modified, only renewed (action=renew)")
-    if action.lower() != "renew":
-        raise Invalid(f"action: {action!r} is not recognized; use renew")
-    if records.phase_of(obj) not in records.ACTIVE:
-        raise Invalid(f"No active session {session_id!r} to renew: it is {records.phase_of(obj)}")
-    await sessions.renew(session_id, uids={session_id: obj["metadata"]["uid"]})
+    action = (given.one("action") or "").lower()
+    uids = {session_id: obj["metadata"]["uid"]}
+    if not action:
+        raise Invalid(
+            "action: required; a session cannot be modified, only renewed "
+            "(action=renew), suspended (action=suspend) or resumed (action=resume)"
+        )
+    if action not in ("renew", "suspend", "resume"):
+        raise Invalid(
+            f"action: {given.one('action')!r} is not recognized; use renew, suspend or resume"
+        )
+    phase = records.phase_of(obj)
+    if action == "renew" and phase not in records.ACTIVE:
+        raise Invalid(f"No active session {session_id!r} to renew: it is {phase}")
+    if action == "suspend" and phase in ("Succeeded", "Failed", "Terminating"):
+        raise Invalid(f"Session {session_id!r} cannot be suspended: it is {phase}")
+    if action == "resume" and phase in ("Succeeded", "Failed", "Terminating"):
+        raise Invalid(f"Session {session_id!r} cannot be resumed: it is {phase}")
+    await getattr(sessions, action)(session_id, uids=uids)
     return text("")
 
 

@@ -41,6 +41,13 @@ DRIVE_WAITERS = Gauge(
     "kabin_drive_waiters", "Sessions waiting for a drive that another session holds."
 )
 
+SUSPENDED = Gauge("kabin_sessions_suspended", "Suspended sessions, by reason.", ["reason"])
+IDLE_GPU_FREED = Counter(
+    "kabin_idle_suspend_gpu_hours_total",
+    "GPU-hours freed by sessions suspended when idle: each one's GPUs times the time it "
+    "stayed suspended, counted when it is resumed or deleted.",
+)
+
 _phases: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (phase, type)
 _pending_since: dict[tuple[str, str], float] = {}  # session -> when it became Pending (epoch)
 _waiters: dict[tuple[str, str], int] = {}  # drive -> sessions waiting for it
@@ -69,6 +76,8 @@ def observe_phase(
     before = _phases.pop(key, None)
     if before is not None:
         SESSIONS.labels(*before).dec()
+    if phase != "Suspended":
+        observe_suspended(key, None)
     if phase is not None:
         _phases[key] = (phase, session_type)
         SESSIONS.labels(phase, session_type).inc()
@@ -76,6 +85,27 @@ def observe_phase(
         _pending_since.setdefault(key, pending_since or time.time())
     else:
         _pending_since.pop(key, None)
+
+
+_suspended: dict[tuple[str, str], tuple[str, int, float]] = {}  # -> reason, GPUs, since
+
+
+def observe_suspended(
+    key: tuple[str, str], reason: str | None, gpus: int = 0, since: float | None = None
+) -> None:
+    """Count the session as suspended for `reason` (None: it is not, or it is gone); an
+    idle one's GPUs count as freed for as long as it stayed so."""
+    before = _suspended.get(key)
+    if before is not None and before[0] == reason:
+        return
+    if before is not None:
+        _suspended.pop(key)
+        SUSPENDED.labels(before[0]).dec()
+        if before[0] == "IdleTimeout" and before[1]:
+            IDLE_GPU_FREED.inc(before[1] * max(0.0, time.time() - before[2]) / 3600)
+    if reason is not None:
+        _suspended[key] = (reason, gpus, since or time.time())
+        SUSPENDED.labels(reason).inc()
 
 
 def observe_waiters(drive: tuple[str, str], waiting: int) -> None:

@@ -56,6 +56,22 @@ def session_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     state.sessions.now(key)
 
 
+BATCH_PERIOD = 1.0
+"""How long a pod change that decides nothing waits for the next (the Job controller's
+syncJobBatchPeriod): in a burst, a pod's ADDED, bound and started events make one status
+write, not one each."""
+
+
+def _decisive(pod: Body) -> bool:
+    """Whether a pod's change moves its session at once: it is Ready, finished or going."""
+    status = pod.get("status") or {}
+    return (
+        bool(pod["metadata"].get("deletionTimestamp"))
+        or status.get("phase") in ("Succeeded", "Failed")
+        or names.is_true(status, names.POD_READY)
+    )
+
+
 def child_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     """One of a Session's pods changed, its agent renewed its activity Lease, or one of
     its Services or its Ingress changed (someone edited or deleted it): its status (and
@@ -64,7 +80,11 @@ def child_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     labels = meta.get("labels") or {}
     session = labels.get(names.SESSION_LABEL)
     if session:
-        state.sessions.now((meta["namespace"], session))
+        key = (meta["namespace"], session)
+        if event == DELETED or body.get("kind") != "Pod" or _decisive(body):
+            state.sessions.now(key)
+        else:
+            state.sessions.later(key, BATCH_PERIOD)
     drive = labels.get(names.DRIVE_LABEL)
     if drive:
         # A pod of a deleted session still holds its drive until it is gone.
@@ -113,7 +133,7 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     previous = SessionStatus.model_validate(raw.get("status") or {})
     env_raw = cache.environment(spec.environment) if spec.environment else None
     env = EnvironmentConfig.model_validate(env_raw) if env_raw else None
-    failure = None
+    failure, placed = None, False
     if spec.environment and env is None and not previous.phase:
         message = f'EnvironmentConfig "{spec.environment}" does not exist'
         failure = errors.Failure(False, Reason.ENVIRONMENT_NOT_FOUND, message)
@@ -131,12 +151,14 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     seen = _look(session, _read(session), previous, failure)
     if not session.deleting and failure is None:
         try:
-            if make_drive and seen.outcome.status.phase not in names.DONE_PHASES:
+            if make_drive and seen.outcome.status.phase not in names.STOPPED_PHASES:
                 # Only a session about to run makes its user's default drive: a finished
-                # one must not bring back a drive its user deleted.
+                # or suspended one must not bring back a drive its user deleted.
                 session = replace(session, drive=await _make_default_drive(session))
                 seen = _look(session, seen.children, previous)
-            done = await _apply(session, plan(session, seen), seen)
+            todo = plan(session, seen)
+            placed = bool(todo.create) and not todo.existing
+            done = await _apply(session, todo, seen)
             if done is not None:
                 # What we just did is part of the status; what we decided (a terminal
                 # phase) stays.
@@ -149,8 +171,17 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
             seen = _look(session, seen.children, seen.outcome.status, failure)
     outcome = seen.outcome
 
+    if await _suspend_or_resume(session, outcome):
+        return spec.type  # the watch brings the spec that says so
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
+    waiting = outcome.status.phase == "Pending" and previous.phase in (None, "", "Pending")
+    if placed and failure is None and waiting:
+        # Its pods were just made: that they wait for a node is no news, and their
+        # events, batched, bring the status that says where they went (in a burst, one
+        # write instead of two).
+        state.sessions.later((namespace, name), BATCH_PERIOD)
+        return spec.type
     if new != old:
         # Over the version it was computed from: a status from a stale cache is refused
         # (409), and the reconcile runs again on what the watch brings.
@@ -176,6 +207,30 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
             log.warning("Session %s/%s: %s: %s", namespace, name, failure.reason, failure.message)
         raise errors.Reported(failure)
     return spec.type
+
+
+async def _suspend_or_resume(session: _Session, outcome: status.Outcome) -> bool:
+    """A timeout whose action is Suspend ran out: set spec.suspend, with why, where the
+    user and GitOps see it (as Kubeflow's culler sets `paused`). A session resumed after
+    such a suspend loses the reason, so that the next suspend by hand says User. Whether
+    it wrote the spec."""
+    meta, owner = session.raw["metadata"], session.owner
+    why = (meta.get("annotations") or {}).get(names.SUSPEND_REASON_ANNOTATION)
+    if outcome.suspend is not None:
+        patch: dict[str, Any] = {
+            "metadata": {"annotations": {names.SUSPEND_REASON_ANNOTATION: outcome.suspend}},
+            "spec": {"suspend": True},
+        }
+        log.info("Suspending session %s/%s: %s", owner.namespace, owner.name, outcome.suspend)
+    elif why is not None and not session.spec.suspend and outcome.status.phase != "Suspended":
+        patch = {"metadata": {"annotations": {names.SUSPEND_REASON_ANNOTATION: None}}}
+    else:
+        return False
+    await objects.patch_custom(
+        session.api, "sessions", owner.namespace, owner.name, patch,
+        resource_version=meta["resourceVersion"],
+    )  # fmt: skip
+    return True
 
 
 @dataclass(frozen=True)
@@ -238,6 +293,7 @@ def _look(
         services={s["metadata"]["name"]: s for s in children.services},
         deleting=session.deleting,
         renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
+        suspend_reason=(meta.get("annotations") or {}).get(names.SUSPEND_REASON_ANNOTATION),
         drive=session.drive,
         activity=activity.from_lease(children.lease),
         failure=(failure.reason, failure.message) if failure else None,
@@ -307,7 +363,7 @@ def plan(session: _Session, seen: _Seen) -> Plan:
     """The writes that make the session's children match its spec, given what was read
     and the status computed from it. Pure: it reads nothing and writes nothing."""
     phase, spec, pods = seen.outcome.status.phase, session.spec, seen.pods
-    if phase == "Expired" or (phase == "Failed" and spec.type != "headless"):
+    if phase in ("Expired", "Suspended") or (phase == "Failed" and spec.type != "headless"):
         # Its resources are freed; finished headless pods stay for their logs.
         return Plan(free=[p for p in pods if not p["metadata"].get("deletionTimestamp")])
     if phase in names.DONE_PHASES:
@@ -465,7 +521,12 @@ def _record(
         metrics.FAILURES.labels(current.reason or "Unknown").inc()
     was_ready = any(c.type == names.READY and c.status == "True" for c in previous.conditions or [])
     is_ready = any(c.type == names.READY and c.status == "True" for c in current.conditions or [])
-    if current.phase == "Expired" and previous.phase != "Expired":
+    if current.phase == "Suspended":
+        since = current.suspended_at.timestamp() if current.suspended_at else None
+        gpus = current.requested.gpu if current.requested and current.requested.gpu else 0
+        metrics.observe_suspended(key, current.reason or Reason.USER, int(gpus), since)
+    timed_out = current.reason in (Reason.IDLE_TIMEOUT, Reason.TIMEOUT)
+    if current.phase in ("Expired", "Suspended") and previous.phase != current.phase and timed_out:
         expiry = current.expiry_time or previous.expiry_time
         if expiry is not None:
             mode = "idle" if current.reason == Reason.IDLE_TIMEOUT else "absolute"

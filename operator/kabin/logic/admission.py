@@ -185,6 +185,23 @@ def _timeout(
     return []
 
 
+def _action(
+    asked: str | None, env: EnvironmentConfigSpec | None, environment: str | None
+) -> list[Problem]:
+    """A session may choose Expire where its environment suspends, not Suspend where it
+    expires (its compute and drive must come back to others for good)."""
+    imposed = env.timeouts.action if env and env.timeouts else None
+    if asked == "Suspend" and imposed == "Expire":
+        return [
+            Problem(
+                "spec.timeoutAction",
+                f'"Suspend" is not allowed: EnvironmentConfig "{environment}" sets the '
+                'timeout action to "Expire"; sessions may only choose "Expire"',
+            )
+        ]
+    return []
+
+
 def check_session(
     *,
     spec: SessionSpec,
@@ -207,6 +224,8 @@ def check_session(
         problems = []
         if spec.timeout != old.timeout:
             problems += _timeout(spec.timeout, environment, name, policy)
+        if spec.timeout_action != old.timeout_action:
+            problems += _action(spec.timeout_action, environment, name)
         if spec.replicas > old.replicas:
             problems += _totals(spec, environment, policy)
         return problems
@@ -229,6 +248,7 @@ def check_session(
         spec, environment, policy, frozenset(p.field.rsplit(".")[-1] for p in per_pod)
     )
     problems += _timeout(spec.timeout, environment, name, policy)
+    problems += _action(spec.timeout_action, environment, name)
     if spec.drive is not None and drive_exists is False:
         problems.append(
             Problem("spec.drive", f'Drive "{spec.drive}" does not exist in namespace "{namespace}"')
@@ -272,14 +292,17 @@ def check_access_change(
     )
 
 
-def check_session_count(*, user: str, active: int, most: int) -> Problem | None:
-    """A user's unfinished interactive sessions, this one included, within the limit."""
+def check_session_count(
+    *, user: str, active: int, most: int, field: str = "spec.type"
+) -> Problem | None:
+    """A user's running interactive sessions (not finished, not suspended), this one
+    included, within the limit: on create, and on a resume (`field` spec.suspend)."""
     if most <= 0 or active < most:
         return None
     return Problem(
-        "spec.type",
+        field,
         f'"{user}" already has {active} interactive sessions, the most one user may have at '
-        "once; delete one first",
+        "once; suspend or delete one first",
     )
 
 

@@ -173,8 +173,8 @@ def claimants(
     deleting: bool,
     owner: str | None = None,
 ) -> tuple[list[locks.Claimant], dict[str, list[str]]]:
-    """The sessions that use `drive` (wanting it unless they are done or the drive is
-    being deleted), and the phases of the pods mounting it, by session. A session that
+    """The sessions that use `drive` (wanting it unless they are done or suspended, or the
+    drive is being deleted), and the phases of the pods mounting it, by session. A session that
     would use it only as its user's default drive, and is not its `owner`'s, never
     wants it."""
     phases: dict[str, list[str]] = {}
@@ -194,6 +194,7 @@ def claimants(
         wants = (
             not meta.get("deletionTimestamp")
             and session.get("status", {}).get("phase") not in DONE_PHASES
+            and not spec.suspend
             and (spec.drive is not None or spec.user == owner)
         )
         found.append(

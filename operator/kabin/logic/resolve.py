@@ -57,6 +57,7 @@ class Resolved:
     interfaces: list[Interface]
     timeout: int
     timeout_mode: str
+    timeout_action: str  # Suspend or Expire
     mount_path: str
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +70,18 @@ def timeout_mode(session_type: str, configured: str | None) -> str:
     if configured:
         return configured
     return "idle" if session_type in BROWSER_TYPES else "absolute"
+
+
+ACTIONS = ("Suspend", "Expire")
+"""Timeout actions, the softest first: a session may choose one at or after its
+environment's."""
+
+
+def timeout_action(mode: str, configured: str | None, asked: str | None) -> str:
+    """What the session's timeout does: the session's choice, else the environment's, else
+    Suspend for an idle timeout and Expire for an absolute one (Kubeflow's culler pauses an
+    idle notebook; a batch run's time is up)."""
+    return asked or configured or ("Suspend" if mode == "idle" else "Expire")
 
 
 def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
@@ -114,6 +127,9 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
         interfaces=list(env.interfaces or []) if env else [],
         timeout=timeout,
         timeout_mode="none" if timeout == -1 else mode,
+        timeout_action=timeout_action(
+            mode, env.timeouts.action if env and env.timeouts else None, spec.timeout_action
+        ),
         mount_path=env.drive_mount_path if env else "/workspace",
         volumes=list(made_for.volumes or []) if made_for else [],
         volume_mounts=list(made_for.volume_mounts or []) if made_for else [],

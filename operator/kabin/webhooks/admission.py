@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from kabin import k8s
 from kabin import settings as settings_module
 from kabin.api.meta import GROUP
-from kabin.api.names import DONE_PHASES
+from kabin.api.names import RENEW_ANNOTATION, STOPPED_PHASES
 from kabin.api.session import SessionSpec
 from kabin.k8s import objects
 from kabin.logic.admission import (
@@ -140,17 +140,33 @@ async def drive_access(
         raise kopf.AdmissionError(str(problem), code=403)
 
 
-async def _active_sessions(api: Any, user: str) -> int:
-    """The user's unfinished interactive sessions, in every namespace."""
+async def _active_sessions(api: Any, user: str, but: str | None = None) -> int:
+    """The user's unfinished interactive sessions that are not suspended, in every
+    namespace (but the uid `but`, the one being resumed)."""
     found = await objects.list_custom_everywhere(api, "sessions")
     return sum(
         1
         for s in found
         if (s.get("spec") or {}).get("user") == user
         and (s.get("spec") or {}).get("type") != "headless"
+        and not (s.get("spec") or {}).get("suspend")
         and not s["metadata"].get("deletionTimestamp")
-        and (s.get("status") or {}).get("phase") not in DONE_PHASES
+        and (s.get("status") or {}).get("phase") not in STOPPED_PHASES
+        and s["metadata"].get("uid") != but
     )
+
+
+def _resuming(old: Any, new: SessionSpec, previous: SessionSpec | None, body: Any) -> bool:
+    """Whether an update resumes a session: spec.suspend back to false, or a new renew
+    on an Expired one."""
+    if previous is None:
+        return False
+    if previous.suspend and not new.suspend:
+        return True
+    was = ((old or {}).get("metadata") or {}).get("annotations") or {}
+    now = (body.get("metadata") or {}).get("annotations") or {}
+    expired = ((old or {}).get("status") or {}).get("phase") == "Expired"
+    return expired and not new.suspend and now.get(RENEW_ANNOTATION) != was.get(RENEW_ANNOTATION)
 
 
 @kopf.on.validate(GROUP, "sessions", id="session-fits", operations=["CREATE", "UPDATE"])
@@ -209,16 +225,19 @@ async def session_fits(
     if uid is not None:
         problems.append(uid)
     if (
-        previous is None
+        (previous is None or _resuming(old, new, previous, body))
         and not problems
         and not admin
         and new.type != "headless"
         and ours.max_sessions_per_user > 0
     ):
+        user = new.user or username
+        resumed = body.metadata.get("uid") if previous is not None else None
         count = check_session_count(
-            user=new.user or username,
-            active=await _active_sessions(api, new.user or username),
+            user=user,
+            active=await _active_sessions(api, user, but=resumed),
             most=ours.max_sessions_per_user,
+            field="spec.type" if previous is None else "spec.suspend",
         )
         if count is not None:
             raise kopf.AdmissionError(str(count), code=403)

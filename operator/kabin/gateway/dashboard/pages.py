@@ -132,6 +132,26 @@ async def renew(request: web.Request) -> web.Response:
     return web.Response(text="Renewed: its timeout starts again now.", content_type="text/plain")
 
 
+async def suspend(request: web.Request) -> web.Response:
+    visitor, sessions, _ = _user(request)
+    name = await _owned(sessions, visitor, request.match_info["id"])
+    await sessions.suspend(name)
+    return web.Response(
+        text="Suspending: its pods stop and its drive is freed; resume it any time.",
+        content_type="text/plain",
+    )
+
+
+async def resume(request: web.Request) -> web.Response:
+    visitor, sessions, _ = _user(request)
+    name = await _owned(sessions, visitor, request.match_info["id"])
+    await sessions.resume(name)
+    return web.Response(
+        text="Resuming: it takes its drive again (or waits for it) and starts.",
+        content_type="text/plain",
+    )
+
+
 async def delete(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
     name = await _owned(sessions, visitor, request.match_info["id"])
@@ -321,6 +341,8 @@ def add(app: web.Application) -> None:
     app.router.add_get("/start/fields", start_fields)
     app.router.add_post("/start", start)
     app.router.add_post("/sessions/{id}/renew", renew)
+    app.router.add_post("/sessions/{id}/suspend", suspend)
+    app.router.add_post("/sessions/{id}/resume", resume)
     app.router.add_post("/sessions/{id}/delete", delete)
     app.router.add_get("/sessions/{id}/logs", logs)
     app.router.add_get("/sessions/{id}/events", events)

@@ -66,6 +66,9 @@ class Row:
     activity_source: str | None
     access: list[Access] = field(default_factory=list)
     active: bool = False
+    resumable: bool = False  # Suspended or Expired: a Resume button
+    suspended_at: str | None = None
+    pending_restart: bool = False  # a resume runs the environment's new image
 
 
 def reason_of(obj: Mapping[str, Any]) -> str:
@@ -142,6 +145,9 @@ def row(obj: Mapping[str, Any]) -> Row:
         activity_source=status.get("lastActivitySource"),
         access=access_of(obj) if phase in ACTIVE else [],
         active=phase in ACTIVE,
+        resumable=phase in ("Suspended", "Expired"),
+        suspended_at=status.get("suspendedAt"),
+        pending_restart=bool(status.get("pendingRestart")),
     )
 
 

@@ -9,6 +9,7 @@ Each step is its own pure module: `timeouts` (start, activity, expiry), `phase`,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
@@ -41,15 +42,35 @@ __all__ = [
 ]
 
 
+TIMED_OUT = (names.Reason.IDLE_TIMEOUT, names.Reason.TIMEOUT)
+
+
+def resumed(observed: Observed) -> Observed:
+    """A session that runs again, after Suspended (spec.suspend false again) or Expired (a
+    new kabin.dev/renew), starts over as a new one would: a new start and deadline, its
+    conditions (their history) kept."""
+    prev, renew = observed.previous, observed.renew
+    if observed.deleting or observed.spec.suspend:
+        return observed
+    renewed = bool(renew) and (prev.renewal is None or prev.renewal.token != renew)
+    if prev.phase == "Suspended" or (prev.phase == "Expired" and renewed):
+        fresh = SessionStatus(conditions=prev.conditions, renewal=prev.renewal, image=prev.image)
+        return replace(observed, previous=fresh)
+    return observed
+
+
 def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> Outcome:
     """The Session's status from what was observed."""
+    observed = resumed(observed)
     spec, resolved = observed.spec, observed.resolved
     pods = Pods.of(observed.pods, spec.replicas)
     times = clock(observed, now=now, running=bool(pods.running))
     where = verdict(observed, pods, times, now=now, settings=settings)
     reachable = endpoints(observed, phase=where.phase, head=pods.head, settings=settings)
     make = Conditions(previous=observed.previous, now=now, generation=observed.generation)
-    ending = where.phase in names.DONE_PHASES or where.phase == "Terminating"
+    ending = where.phase in names.STOPPED_PHASES or where.phase == "Terminating"
+    suspended = where.phase == "Suspended"
+    prev = observed.previous
 
     conditions: list[Condition] = [make.scheduled(pods, phase=where.phase, replicas=spec.replicas)]
     warning = warn_at(times.expiry, settings.expiring_soon)
@@ -59,8 +80,10 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
                 expiry=times.expiry, warn_at=warning, timeout_mode=resolved.timeout_mode
             )
         )
+    if suspended or any(c.type == names.SUSPENDED for c in prev.conditions or []):
+        conditions.append(make.suspended(where.reason if suspended else None, where.message))
     if observed.drive is not None:
-        conditions.append(make.drive(observed.drive))
+        conditions.append(make.drive(observed.drive, phase=where.phase))
     if observed.failure is not None:
         conditions.append(make.failed(*observed.failure))
     ports: dict[str, int] = {i.name: i.port for i in resolved.interfaces}
@@ -84,7 +107,8 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         replicas=len(pods.live),
         ready_replicas=len(pods.ready),
         start_time=times.start,
-        expiry_time=times.expiry,
+        # Suspended, the deadline stays only as the one that suspended it.
+        expiry_time=times.expiry if not suspended or where.reason in TIMED_OUT else None,
         last_activity_time=times.last_activity,
         last_activity_source=times.last_source,
         timeout_mode=cast(TimeoutMode, resolved.timeout_mode),
@@ -95,6 +119,9 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         message=where.message,
         selector=selector(observed.owner),
         renewal=times.renewal,
+        suspended_at=(prev.suspended_at or now) if suspended else None,
+        image=resolved.image if pods.live else prev.image,
+        pending_restart=True if suspended and prev.image not in (None, resolved.image) else None,
     )
     deadlines = [
         times.expiry,
@@ -102,7 +129,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         pull_deadline(pods.live, grace=settings.image_pull_grace),
     ]
     wake_at = None if ending else min((d for d in deadlines if d is not None), default=None)
-    return Outcome(status=status, wake_at=wake_at)
+    return Outcome(status=status, wake_at=wake_at, suspend=where.suspend)
 
 
 def _flipped_true(prev: SessionStatus, new: SessionStatus, kind: str) -> Condition | None:
@@ -127,6 +154,10 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
     failed = _flipped_true(prev, new, names.FAILED)
     if failed:  # once, when the failure appears: not once per retry
         events.append(Event("Warning", failed.reason or names.FAILED, failed.message or ""))
+    if new.phase == "Suspended" and prev.phase != "Suspended":
+        events.append(Event("Normal", names.SUSPENDED, new.message or "suspended"))
+    if prev.phase in ("Suspended", "Expired") and new.phase in ("Pending", "Running"):
+        events.append(Event("Normal", names.Reason.RESUMED, "resumed: its pods start again"))
     if new.phase != prev.phase and new.phase in names.DONE_PHASES:
         severity = "Warning" if new.phase == "Failed" else "Normal"
         # Expired says why (IdleTimeout, Timeout); the other phases are their own reason.

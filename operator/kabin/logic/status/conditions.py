@@ -9,7 +9,7 @@ from datetime import datetime
 
 from kabin.api import names
 from kabin.api.meta import Condition
-from kabin.api.names import DONE_PHASES, Reason
+from kabin.api.names import STOPPED_PHASES, Reason
 from kabin.api.session import Endpoint, SessionStatus
 from kabin.logic.status.model import DriveView
 from kabin.logic.status.pods import Pods
@@ -40,7 +40,7 @@ class Conditions:
         """Scheduled: every pod placed, or why not (the scheduler's words)."""
         refused = pods.unscheduled()
         placed = f"{pods.placed}/{replicas} pods placed"
-        if phase in DONE_PHASES and not pods.live:
+        if phase in STOPPED_PHASES and not pods.live:
             return self.make(names.SCHEDULED, False, phase, f"the session is {phase}")
         if refused is not None:
             reason = refused.get("reason") or Reason.UNSCHEDULABLE
@@ -61,11 +61,22 @@ class Conditions:
             f"expires at {expiry:%Y-%m-%dT%H:%M:%SZ}{unless}",
         )
 
-    def drive(self, drive: DriveView) -> Condition:
-        """DriveReady: the session holds its drive, or why it waits."""
+    def drive(self, drive: DriveView, *, phase: str | None = None) -> Condition:
+        """DriveReady: the session holds its drive, or why it waits (or, suspended, that
+        it gave it up)."""
+        if phase == "Suspended" and not drive.granted:
+            text = f'released Drive "{drive.name}" while suspended'
+            return self.make(names.DRIVE_READY, False, names.SUSPENDED, text)
         if drive.granted:
             return self.make(names.DRIVE_READY, True, Reason.GRANTED, f'holds Drive "{drive.name}"')
         return self.make(names.DRIVE_READY, False, drive.reason, drive.message)
+
+    def suspended(self, reason: str | None, message: str | None) -> Condition:
+        """Suspended: True with why (User, IdleTimeout, Schedule, Preempted) while it is;
+        False once resumed."""
+        if reason is None:
+            return self.make(names.SUSPENDED, False, Reason.RESUMED, "resumed")
+        return self.make(names.SUSPENDED, True, reason, message or "suspended")
 
     def failed(self, reason: str, message: str) -> Condition:
         """Failed: a permanent failure making the session's children (a quota, RBAC, an
@@ -106,7 +117,7 @@ class Conditions:
         ):
             text = counted + (", every interface answers" if endpoints else "")
             return self.make(names.READY, True, Reason.READY, text)
-        if phase in DONE_PHASES or phase == "Terminating":
+        if phase in STOPPED_PHASES or phase == "Terminating":
             return self.make(names.READY, False, phase, message or f"the session is {phase}")
         text = counted + (f"; waiting for {', '.join(waiting)}" if waiting else "")
         return self.make(names.READY, False, Reason.NOT_READY, text)

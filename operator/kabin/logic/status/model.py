@@ -36,6 +36,7 @@ class Observed:
     services: dict[str, dict[str, Any]]
     deleting: bool = False
     renew: str | None = None
+    suspend_reason: str | None = None  # the kabin.dev/suspend-reason annotation
     drive: DriveView | None = None
     activity: Recorded | None = None  # what the agent recorded on the activity Lease
     failure: tuple[str, str] | None = None  # (reason, message) of a permanent failure
@@ -68,3 +69,4 @@ class Outcome:
 
     status: SessionStatus
     wake_at: datetime | None = None  # the next deadline (expiry, image pull grace), if any
+    suspend: str | None = None  # a timeout ran out whose action is Suspend: set spec.suspend

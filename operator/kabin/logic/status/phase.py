@@ -1,7 +1,8 @@
 """A session's phase, with the reason and message when it ended: Terminating while
-deleted, Succeeded or Failed when a headless run is over, Failed when a pod can never
-come up, Expired at its deadline, else Running once every replica runs. Terminal
-phases stay. Pure."""
+deleted, Suspended while spec.suspend says so (a timeout whose action is Suspend asks for
+spec.suspend instead of expiring), Succeeded or Failed when a headless run is over,
+Failed when a pod can never come up, Expired at its deadline, else Running once every
+replica runs. Terminal phases stay, but for a resume of an Expired session. Pure."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from kabin.api.names import DONE_PHASES, Reason
+from kabin.api.names import DONE_PHASES, FINAL_PHASES, Reason
 from kabin.api.session import Phase
 from kabin.logic.status.model import Observed, StatusSettings
 from kabin.logic.status.pods import Pods, finished, unrecoverable
@@ -21,6 +22,18 @@ class Verdict:
     phase: Phase
     reason: str | None = None
     message: str | None = None
+    suspend: str | None = None  # set spec.suspend, for this reason (a timeout ran out)
+
+
+def suspended_message(reason: str, resolved_timeout: int) -> str:
+    """What a Suspended session says of why."""
+    return {
+        Reason.USER: "suspended by its user",
+        Reason.IDLE_TIMEOUT: f"suspended after {resolved_timeout} seconds idle",
+        Reason.TIMEOUT: f"suspended when its timeout of {resolved_timeout} seconds ran out",
+        Reason.SCHEDULE: "suspended by its schedule",
+        Reason.PREEMPTED: "suspended to make room for another session",
+    }.get(reason, f"suspended ({reason})")
 
 
 def _idle_message(timeout: int, clock: Clock) -> str:
@@ -39,6 +52,11 @@ def verdict(
     prev, spec, resolved = observed.previous, observed.spec, observed.resolved
     if observed.deleting:
         return Verdict("Terminating", prev.reason, prev.message)
+    if spec.suspend and prev.phase not in FINAL_PHASES:
+        if prev.phase == "Suspended" and prev.reason:
+            return Verdict("Suspended", prev.reason, prev.message)
+        why = observed.suspend_reason or Reason.USER
+        return Verdict("Suspended", why, suspended_message(why, resolved.timeout))
     if (prev.phase or "Pending") in DONE_PHASES:
         return Verdict(cast(Phase, prev.phase), prev.reason, prev.message)
     headless = spec.type == "headless"
@@ -49,6 +67,10 @@ def verdict(
     if broken:
         return Verdict("Failed", *broken)
     expired = clock.expiry is not None and now >= clock.expiry
+    if expired and resolved.timeout_action == "Suspend":
+        why = Reason.IDLE_TIMEOUT if resolved.timeout_mode == "idle" else Reason.TIMEOUT
+        running = len(pods.running) + len(pods.succeeded) >= spec.replicas
+        return Verdict("Running" if running else "Pending", suspend=why)
     if expired and resolved.timeout_mode == "idle":
         return Verdict("Expired", Reason.IDLE_TIMEOUT, _idle_message(resolved.timeout, clock))
     if expired:
