@@ -480,7 +480,7 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
         while leftover := await _leftover(api):
             print(f"waiting for {', '.join(leftover)} to go", flush=True)
             await asyncio.sleep(10)
-        nodes = await _nodes(api, count)
+        nodes = await _nodes(api, count * len(kinds))  # every run's pods stay to the end
         await _until_serving(api)
         runs = []
         names = {

@@ -187,6 +187,45 @@ async def test_suspend_and_resume_from_the_dashboard(browser: Browser, gateway: 
     assert kubectl_json("get", "session", "nap", "-n", me.namespace)["spec"]["suspend"] is False
 
 
+async def test_a_schedule_is_set_in_the_form_and_edited_on_the_session(
+    browser: Browser, gateway: Gateway
+) -> None:
+    me = gateway.person()
+    page = await signed_in(browser, gateway, me)
+    await page.goto(gateway.url + "/start")
+    await choose(page, "JupyterLab (SciPy)")
+    await page.get_by_label("Name", exact=True).fill("weekdays")
+    await page.get_by_label("Suspend at").fill("0 19 * * 1-5")
+    await page.get_by_label("Time zone").fill("Mars/Olympus")
+    await page.get_by_role("button", name="Start session").click()
+    # A zone that does not exist is refused next to its field, and nothing is made.
+    zone = page.get_by_label("Time zone")
+    await expect(zone).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#schedule-zone-error")).to_contain_text("IANA time zone")
+    assert kubectl_json("get", "session", "weekdays", "-n", me.namespace) is None
+    await zone.fill("Europe/Paris")
+    await page.get_by_role("button", name="Start session").click()
+    card = session_card(page, "weekdays")
+    await expect(card.get_by_test_id("schedule")).to_contain_text(
+        "suspend at 19:00 on Monday through Friday (Europe/Paris)", timeout=WAIT
+    )
+    obj = kubectl_json("get", "session", "weekdays", "-n", me.namespace)
+    assert obj["spec"]["schedule"] == {"suspend": "0 19 * * 1-5", "timeZone": "Europe/Paris"}
+
+    await card.get_by_text("Edit schedule").click()
+    await card.get_by_label("Resume at").fill("99 8 * * *")
+    await card.get_by_role("button", name="Save schedule").click()
+    await expect(card.locator("#schedule-note-weekdays")).to_contain_text("spec.schedule.resume")
+    await card.get_by_label("Resume at").fill("0 8 * * 1-5")
+    await card.get_by_role("button", name="Save schedule").click()
+    await expect(card.locator("#schedule-note-weekdays")).to_contain_text("Saved")
+    await expect(card.get_by_test_id("schedule")).to_contain_text(
+        "resume at 08:00 on Monday through Friday", timeout=WAIT
+    )
+    resume = kubectl_json("get", "session", "weekdays", "-n", me.namespace)["spec"]["schedule"]
+    assert resume["resume"] == "0 8 * * 1-5"
+
+
 async def test_drives_and_waiting_for_a_held_drive(
     browser: Browser, gateway: Gateway, api: Any
 ) -> None:
@@ -295,3 +334,35 @@ def test_changes_need_the_csrf_token(gateway: Gateway) -> None:
             answer = http.get("/", cookies={"kabin_session": forged})
             assert answer.status_code == 303 and answer.headers["location"] == "/signin"
     assert kubectl_json("get", "session", "x", "-n", me.namespace) is None
+
+
+def test_suspend_resume_and_schedule_reach_only_the_visitors_own_sessions(
+    gateway: Gateway,
+) -> None:
+    """An attacker's try: someone else's session, by its name, with and without the
+    CSRF token, on each new action; the owner's session is left as it was."""
+    import re
+
+    owner, other = gateway.person(), gateway.person()
+    made = httpx.post(
+        f"{gateway.skaha}/v1/session",
+        params={"name": "mine", "type": "headless", "image": "busybox", "cmd": "sleep"},
+        headers={"Authorization": f"Bearer {owner.token}"},
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    sid = made.text.strip()
+    with httpx.Client(base_url=gateway.url, follow_redirects=False, timeout=30) as http:
+        assert http.post("/signin", data={"token": other.token}).status_code == 303
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', http.get("/").text)
+        assert token is not None
+        for action in ("suspend", "resume", "schedule"):
+            form = {"schedule-suspend": "0 1 * * *"}
+            forged = http.post(f"/sessions/{sid}/{action}", data=form)
+            assert forged.status_code == 403, (action, forged.status_code)
+            answer = http.post(
+                f"/sessions/{sid}/{action}", data=form, headers={"X-CSRF-Token": token[1]}
+            )
+            assert answer.status_code == 404, (action, answer.status_code, answer.text)
+    obj = kubectl_json("get", "session", sid, "-n", owner.namespace)
+    assert not obj["spec"].get("suspend") and "schedule" not in obj["spec"], obj["spec"]

@@ -182,6 +182,52 @@ async def run_code(api: str, headers: dict[str, str], me: Person, kernel: str, c
 
 
 @pytest.mark.timeout(600)
+async def test_a_suspended_notebook_resumes_on_its_drive_at_the_same_url(
+    gateway: Gateway, sessions: str
+) -> None:
+    """On the real node: a kernel writes a file to the drive; a suspend stops the
+    process (its pod is gone, the drive free); a resume brings JupyterLab back at the
+    same URL, where a new kernel reads the file."""
+    me = gateway.person()
+    obj = await ready_notebook(gateway, me)
+    session_id, url = obj["metadata"]["name"], obj["status"]["connectURL"]
+    _, headers = local(url)
+    api, kernel = await start_kernel(url, me)
+    write = "open('kept.txt', 'w').write('42'); print('written')"
+    assert await run_code(api, headers, me, kernel, write) == "written\n"
+
+    async def act(action: str) -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{gateway.skaha}/v1/session/{session_id}",
+                params={"action": action},
+                headers=bearer(me),
+            )
+        assert answer.status_code == 200, answer.text
+
+    async def phase() -> str:
+        found = json.loads(
+            await run("kubectl", "get", "session", session_id, "-n", me.namespace, "-o", "json")
+        )
+        return str(found.get("status", {}).get("phase"))
+
+    async def stopped() -> None:
+        assert await phase() == "Suspended"
+        pods = await run("kubectl", "get", "pods", "-n", me.namespace, "-o", "name")
+        assert f"pod/{session_id}-1" not in pods, pods
+
+    await act("suspend")
+    await eventually(stopped, timeout=60, interval=0.5)
+    await act("resume")
+    again = await ready_session(me, session_id)
+    assert again["status"]["connectURL"] == url
+    api, kernel = await start_kernel(url, me)
+    read = "print(open('kept.txt').read())"
+    assert await run_code(api, headers, me, kernel, read) == "42\n"
+    await delete(me, session_id)
+
+
+@pytest.mark.timeout(600)
 async def test_in_chromium_the_button_opens_jupyterlab_runs_code_and_saves_to_the_drive(
     gateway: Gateway, sessions: str
 ) -> None:

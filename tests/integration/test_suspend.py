@@ -8,13 +8,15 @@ converges with no pod left and no drive held twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -59,7 +61,7 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 async def phase_is(
-    api: client.ApiClient, namespace: str, name: str, phase: str, timeout: float = 30
+    api: client.ApiClient, namespace: str, name: str, phase: str, timeout: float = 60
 ) -> dict[str, Any]:
     async def probe() -> dict[str, Any]:
         obj = await get(api, "sessions", namespace, name)
@@ -327,3 +329,113 @@ async def test_an_operator_killed_mid_suspend_converges_with_no_pod_and_one_hold
     await eventually(converged, timeout=120, interval=0.5)
     await asyncio.sleep(2)
     await converged()  # and it stays so
+
+
+async def test_a_schedule_suspends_and_resumes_within_2_s_of_its_minutes_in_paris(
+    api: client.ApiClient, operator: object, namespace: str
+) -> None:
+    paris = ZoneInfo("Europe/Paris")  # UTC+1 in winter, +2 in summer: never UTC
+    first = (datetime.now(paris) + timedelta(seconds=75)).replace(second=0, microsecond=0)
+    then = first + timedelta(minutes=1)
+    plan = {
+        "suspend": f"{first.minute} {first.hour} * * *",
+        "resume": f"{then.minute} {then.hour} * * *",
+        "timeZone": "Europe/Paris",
+    }
+    await apply(namespace, session("nightly", schedule=plan))
+    await phase_is(api, namespace, "nightly", "Running")
+
+    async def suspend_is(value: bool) -> datetime:
+        obj = await get(api, "sessions", namespace, "nightly")
+        assert bool(obj["spec"].get("suspend")) is value, obj["spec"]
+        return datetime.now(paris)
+
+    seen = await eventually(lambda: suspend_is(True), timeout=150, interval=0.05)
+    late = (seen - first).total_seconds()
+    obj = await phase_is(api, namespace, "nightly", "Suspended")
+    assert obj["status"]["reason"] == "Schedule"
+    assert (
+        obj["metadata"]["annotations"]["kabin.dev/schedule-fired"]
+        == first.astimezone(UTC).isoformat()
+    )
+    seen = await eventually(lambda: suspend_is(False), timeout=90, interval=0.05)
+    later = (seen - then).total_seconds()
+    print(f"schedule: suspended {late:.2f} s, resumed {later:.2f} s after the minute",
+          file=sys.__stderr__)  # fmt: skip
+    assert 0 <= late <= 2 and 0 <= later <= 2, (late, later)
+    await phase_is(api, namespace, "nightly", "Running")
+    assert {"Suspended", "Resumed"} <= set(await events_of(api, namespace, "nightly"))
+
+
+async def test_a_session_left_suspended_is_warned_then_deleted_and_its_drive_stays(
+    api: client.ApiClient, operator: object, namespace: str
+) -> None:
+    name = f"dormant-{namespace[-5:]}"
+    env = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "EnvironmentConfig",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "busybox",
+            "sessionTypes": ["headless"],
+            "timeouts": {"deleteSuspendedAfter": 4},
+        },
+    }
+    assert (await kubectl_apply(env)).code == 0
+    try:
+        await apply(namespace, manifest("Drive", "keep", {"size": "1Gi"}))
+        old = manifest("Session", "old", {"type": "headless", "environment": name, "drive": "keep"})
+        await apply(namespace, old)
+        await phase_is(api, namespace, "old", "Running")
+        await AsyncSession(namespace=namespace).suspend("old")
+        obj = await phase_is(api, namespace, "old", "Suspended")
+        suspended = datetime.fromisoformat(obj["status"]["suspendedAt"].replace("Z", "+00:00"))
+
+        async def warned() -> None:
+            obj = await get(api, "sessions", namespace, "old")
+            assert condition(obj, "DeletingSoon").get("status") == "True", obj["status"]
+            assert "DeletingSoon" in await events_of(api, namespace, "old")
+
+        await eventually(warned, timeout=4)
+
+        async def deleted() -> datetime:
+            found = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "sessions"
+            )
+            assert not found["items"], [s["metadata"]["name"] for s in found["items"]]
+            return datetime.now(UTC)
+
+        gone = await eventually(deleted, timeout=20, interval=0.1)
+        assert 4 <= (gone - suspended).total_seconds() <= 4 + 3, gone - suspended
+        await get(api, "drives", namespace, "keep")  # the data stays
+    finally:
+        await run("kubectl", "delete", "environmentconfig", name, "--wait=false")
+
+
+async def test_suspended_sessions_leave_the_per_user_cap_and_a_resume_is_held_to_it(
+    api: client.ApiClient, environments: None, namespace: str
+) -> None:
+    await run("kubectl", "create", "rolebinding", "carol-edits", "--clusterrole=edit",
+              "--user=carol", "-n", namespace)  # fmt: skip
+    notebook = {"type": "notebook", "environment": "notebook"}
+    for i in range(5):  # the operator's default cap: 5 unfinished interactive sessions
+        assert (await kubectl_apply(manifest("Session", f"n{i}", notebook), namespace=namespace,
+                                    user="carol")).code == 0  # fmt: skip
+    sixth = manifest("Session", "n5", notebook)
+    over = await kubectl_apply(sixth, namespace=namespace, user="carol")
+    assert over.code != 0 and "spec.type" in over.err and "5 interactive" in over.err, over.err
+
+    async def patch(name: str, suspend: bool) -> Any:
+        body = json.dumps({"spec": {"suspend": suspend}})
+        return await command("kubectl", "--as=carol", "patch", "session", name, "-n", namespace,
+                             "--type=merge", "-p", body)  # fmt: skip
+
+    assert (await patch("n0", True)).code == 0
+    await phase_is(api, namespace, "n0", "Suspended")
+    assert (await kubectl_apply(sixth, namespace=namespace, user="carol")).code == 0
+    refused = await patch("n0", False)
+    assert refused.code != 0, "a resume over the cap"
+    assert "spec.suspend" in refused.err and "suspend or delete one first" in refused.err
+    assert (await get(api, "sessions", namespace, "n0"))["spec"]["suspend"] is True
+    assert (await patch("n5", True)).code == 0
+    assert (await patch("n0", False)).code == 0  # room again

@@ -616,3 +616,27 @@ def test_a_finished_run_is_not_suspended() -> None:
     done = SessionStatus(phase="Succeeded", reason="Completed")
     got = compute({"type": "headless", "image": "x", "suspend": True}, [], previous=done)
     assert got.status.phase == "Succeeded"
+
+
+def test_a_session_left_suspended_is_warned_of_then_deleted() -> None:
+    env = NOTEBOOK.model_copy(
+        update={"timeouts": Timeouts(default=60, delete_suspended_after=3600)}
+    )
+    spec = {"type": "notebook", "suspend": True}
+
+    def left(seconds: float) -> status.Outcome:
+        since = NOW - timedelta(seconds=seconds)
+        previous = SessionStatus(phase="Suspended", reason="User", suspended_at=since)
+        return compute(spec, [], previous=previous, env=env)
+
+    calm = left(60)
+    assert conditions(calm)["DeletingSoon"] == "False" and not calm.delete
+    assert calm.wake_at == NOW - timedelta(seconds=60) + timedelta(seconds=3600 - 10)
+    soon = left(3595)
+    assert conditions(soon)["DeletingSoon"] == "True" and not soon.delete
+    assert soon.wake_at == NOW + timedelta(seconds=5)
+    events = status.transitions(calm.status, soon.status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "DeletingSoon")]
+    assert left(3600).delete
+    never = compute(spec, [], previous=SessionStatus(phase="Suspended", suspended_at=NOW))
+    assert "DeletingSoon" not in conditions(never) and never.wake_at is None

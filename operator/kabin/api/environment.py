@@ -103,6 +103,9 @@ class Timeouts(Model):
     mode: Literal["idle", "absolute"] | None = None
     """idle: counted from the last activity; absolute: from the start. Default: idle for
     browser session types, absolute for ssh and headless."""
+    delete_suspended_after: Seconds | None = None
+    """Seconds a session may stay suspended before it is deleted (its drive stays);
+    -1 or unset: never. A DeletingSoon condition and a warning Event come first."""
     action: Literal["Suspend", "Expire"] | None = None
     """What a timeout that runs out does: Suspend (the session can be resumed on its drive)
     or Expire (it ends for good). Default: Suspend for idle timeouts, Expire for absolute
@@ -158,7 +161,10 @@ class EnvironmentConfigSpec(Model):
     gpu: GPU | None = None
     """The GPU flavour."""
     timeouts: Timeouts | None = None
-    """Timeout default, cap and mode."""
+    """Timeout default, cap, mode and action, and how long sessions may stay suspended."""
+    schedules: Literal["Allowed", "SuspendOnly", "Forbidden"] | None = None
+    """Whether its sessions may have a schedule: Allowed (the default), SuspendOnly (a
+    schedule may suspend them, never resume them unattended), Forbidden."""
     drive_mount_path: Annotated[str, Field(pattern=r"^/.*$")] = "/workspace"
     """Where the session's drive is mounted in its containers."""
     volumes: Annotated[

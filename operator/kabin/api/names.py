@@ -37,6 +37,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 RENEW_ANNOTATION = "kabin.dev/renew"
 """On a Session: a new value restarts its timeout (Skaha's renew)."""
+SCHEDULE_FIRED_ANNOTATION = "kabin.dev/schedule-fired"
+"""On a Session: the last fire of its schedule the operator acted on (RFC 3339)."""
 SUSPEND_REASON_ANNOTATION = "kabin.dev/suspend-reason"
 """On a Session: why spec.suspend was set (IdleTimeout, Schedule, Preempted; none: the
 user). The operator writes it with spec.suspend, and removes it at the resume."""
@@ -64,6 +66,9 @@ SCHEDULED = "Scheduled"
 DRIVE_READY = "DriveReady"
 EXPIRING_SOON = "ExpiringSoon"
 SUSPENDED = "Suspended"
+DELETING_SOON = "DeletingSoon"
+"""On a suspended Session whose environment deletes sessions left suspended: True from
+`expiring_soon` seconds before that deletion."""
 FAILED = "Failed"
 """A permanent failure the operator met while making the object's children (a quota,
 RBAC, an invalid pod override, a missing environment); False again once it passes."""
@@ -131,6 +136,8 @@ class Reason:
     SCHEDULE = "Schedule"
     PREEMPTED = "Preempted"
     RESUMED = "Resumed"
+    DELETING_SOON = "DeletingSoon"
+    NOT_DELETING_SOON = "NotDeletingSoon"
     TIMEOUT = "Timeout"
     COMPLETED = "Completed"
     CRASH_LOOP = "CrashLoopBackOff"

@@ -44,6 +44,18 @@ IMMUTABLE_FIELDS = (
 )
 
 
+class Schedule(Model):
+    """When the session suspends and resumes on its own, as cron expressions ("minute hour
+    day-of-month month day-of-week") in a time zone."""
+
+    suspend: Annotated[str, Field(max_length=128)] | None = None
+    """When to suspend, for example "0 19 * * 1-5" (weekdays at 19:00)."""
+    resume: Annotated[str, Field(max_length=128)] | None = None
+    """When to resume, for example "0 8 * * 1-5" (weekdays at 08:00)."""
+    time_zone: Annotated[str, Field(max_length=64)] | None = None
+    """IANA time zone of both, for example "Europe/Paris" (default: UTC)."""
+
+
 class SessionSpec(Model):
     """What the user asked for."""
 
@@ -84,6 +96,8 @@ class SessionSpec(Model):
     """True stops the session's pods and frees its drive, keeping the session to resume
     (false again) on the same drive, at the same URL. Set by the operator when a timeout
     whose action is Suspend runs out."""
+    schedule: Schedule | None = None
+    """Suspend and resume at set times (kabin's timers fire within 2 s of the minute)."""
     timeout_action: TimeoutAction | None = None
     """What the timeout does: Suspend (resumable) or Expire (final). Default: the
     environment's; a session may choose Expire where its environment suspends, not the

@@ -397,6 +397,31 @@ def resume(
     _suspend_or_resume("resume", ids, prefix, every, (kubeconfig, context, namespace))
 
 
+def schedule(
+    ids: Annotated[list[str], typer.Argument(help="Session ids.")],
+    suspend: Annotated[
+        str | None, typer.Option("--suspend", help='When to suspend: cron, e.g. "0 19 * * 1-5".')
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help='When to resume: cron, e.g. "0 8 * * 1-5".')
+    ] = None,
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", "--tz", help='IANA zone, e.g. "Europe/Paris".')
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+) -> None:
+    """Suspend and resume sessions at set times (no --suspend or --resume: no schedule)."""
+
+    async def work() -> list[str]:
+        async with connect(kubeconfig, context, namespace) as session:
+            return await session.schedule(ids, suspend=suspend, resume=resume, time_zone=time_zone)
+
+    for i in run(work):
+        console.print(f"session/{i} scheduled" if suspend or resume else f"session/{i} unscheduled")
+
+
 def delete(
     ids: Annotated[list[str] | None, typer.Argument(help="Session ids to delete.")] = None,
     prefix: Annotated[

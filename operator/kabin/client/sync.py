@@ -154,6 +154,7 @@ class Session(Options):
     renew = blocking(AsyncSession.renew)
     suspend = blocking(AsyncSession.suspend)
     resume = blocking(AsyncSession.resume)
+    schedule = blocking(AsyncSession.schedule)
     wait = blocking(AsyncSession.wait)
     follow = blocking_iterator(AsyncSession.follow)
     drives = blocking(AsyncSession.drives)

@@ -171,7 +171,7 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
             seen = _look(session, seen.children, seen.outcome.status, failure)
     outcome = seen.outcome
 
-    if await _suspend_or_resume(session, outcome):
+    if await _change_own(session, outcome):
         return spec.type  # the watch brings the spec that says so
     new = outcome.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     old = raw.get("status") or {}
@@ -209,23 +209,48 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     return spec.type
 
 
-async def _suspend_or_resume(session: _Session, outcome: status.Outcome) -> bool:
-    """A timeout whose action is Suspend ran out: set spec.suspend, with why, where the
-    user and GitOps see it (as Kubeflow's culler sets `paused`). A session resumed after
-    such a suspend loses the reason, so that the next suspend by hand says User. Whether
-    it wrote the spec."""
-    meta, owner = session.raw["metadata"], session.owner
-    why = (meta.get("annotations") or {}).get(names.SUSPEND_REASON_ANNOTATION)
+def own_change(
+    spec: SessionSpec, annotations: dict[str, str], outcome: status.Outcome
+) -> tuple[dict[str, Any] | None, str]:
+    """The change the operator makes to a Session itself, and why (None: none). It
+    writes spec.suspend where the user and GitOps see it, as Kubeflow's culler sets
+    `paused`: for a timeout whose action is Suspend, or a schedule's fire (whose time it
+    records in kabin.dev/schedule-fired, so that it acts on each fire once, even one that
+    found the session as it asked). The reason goes in kabin.dev/suspend-reason, and goes
+    at the resume, so that the next suspend by hand says User. Pure."""
+    why, fired = names.SUSPEND_REASON_ANNOTATION, names.SCHEDULE_FIRED_ANNOTATION
+    fire = outcome.fire
+    if fire is not None:
+        notes: dict[str, Any] = {fired: fire.at.astimezone(UTC).isoformat()}
+        if fire.action == "suspend" and not spec.suspend:
+            notes[why] = Reason.SCHEDULE
+            return {"metadata": {"annotations": notes}, "spec": {"suspend": True}}, "suspending"
+        if fire.action == "resume" and spec.suspend:
+            notes[why] = None
+            return {"metadata": {"annotations": notes}, "spec": {"suspend": False}}, "resuming"
+        return {"metadata": {"annotations": notes}}, f"its schedule's {fire.action} finds it so"
     if outcome.suspend is not None:
-        patch: dict[str, Any] = {
-            "metadata": {"annotations": {names.SUSPEND_REASON_ANNOTATION: outcome.suspend}},
-            "spec": {"suspend": True},
-        }
-        log.info("Suspending session %s/%s: %s", owner.namespace, owner.name, outcome.suspend)
-    elif why is not None and not session.spec.suspend and outcome.status.phase != "Suspended":
-        patch = {"metadata": {"annotations": {names.SUSPEND_REASON_ANNOTATION: None}}}
-    else:
+        patch = {"metadata": {"annotations": {why: outcome.suspend}}, "spec": {"suspend": True}}
+        return patch, f"suspending ({outcome.suspend})"
+    if why in annotations and not spec.suspend and outcome.status.phase != "Suspended":
+        return {"metadata": {"annotations": {why: None}}}, "resumed: the reason goes"
+    return None, ""
+
+
+async def _change_own(session: _Session, outcome: status.Outcome) -> bool:
+    """Make the operator's own change to the Session (`own_change`), or delete one left
+    suspended past its environment's deleteSuspendedAfter; whether it did either."""
+    meta, owner = session.raw["metadata"], session.owner
+    if outcome.delete:
+        log.info("Deleting session %s/%s: suspended too long", owner.namespace, owner.name)
+        await objects.delete_custom(
+            session.api, "sessions", owner.namespace, owner.name, uid=owner.uid
+        )
+        return True
+    patch, why = own_change(session.spec, meta.get("annotations") or {}, outcome)
+    if patch is None:
         return False
+    log.info("Session %s/%s: %s", owner.namespace, owner.name, why)
     await objects.patch_custom(
         session.api, "sessions", owner.namespace, owner.name, patch,
         resource_version=meta["resourceVersion"],
@@ -283,6 +308,7 @@ def _look(
 ) -> _Seen:
     """The session's status from what was read."""
     meta, settings = session.raw["metadata"], session.settings
+    notes = meta.get("annotations") or {}
     observed = status.Observed(
         spec=session.spec,
         owner=session.owner,
@@ -292,8 +318,10 @@ def _look(
         pods=children.pods,
         services={s["metadata"]["name"]: s for s in children.services},
         deleting=session.deleting,
-        renew=(meta.get("annotations") or {}).get(RENEW_ANNOTATION),
-        suspend_reason=(meta.get("annotations") or {}).get(names.SUSPEND_REASON_ANNOTATION),
+        renew=notes.get(RENEW_ANNOTATION),
+        suspend_reason=notes.get(names.SUSPEND_REASON_ANNOTATION),
+        created=parse_time(meta["creationTimestamp"]) if meta.get("creationTimestamp") else None,
+        schedule_fired=_time(notes.get(names.SCHEDULE_FIRED_ANNOTATION)),
         drive=session.drive,
         activity=activity.from_lease(children.lease),
         failure=(failure.reason, failure.message) if failure else None,
@@ -310,6 +338,14 @@ def _look(
         ),
     )
     return _Seen(children, outcome)
+
+
+def _time(value: str | None) -> datetime | None:
+    """An annotation's time; None when it is absent or not a time (someone edited it)."""
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _drive(

@@ -10,6 +10,7 @@ from typing import Literal
 from kabin.api.environment import EnvironmentConfigSpec, ResourceAmounts
 from kabin.api.meta import parse_quantity
 from kabin.api.session import SessionSpec
+from kabin.logic import schedule
 from kabin.settings import OperatorSettings
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
@@ -202,6 +203,27 @@ def _action(
     return []
 
 
+def _schedule(
+    spec: SessionSpec, env: EnvironmentConfigSpec | None, environment: str | None
+) -> list[Problem]:
+    """A schedule that parses, in a zone that exists, and that the environment allows."""
+    given = spec.schedule
+    if given is None or not (given.suspend or given.resume):
+        return []
+    allowed = (env.schedules if env else None) or "Allowed"
+    by = f'EnvironmentConfig "{environment}"'
+    if allowed == "Forbidden":
+        return [Problem("spec.schedule", f"is not allowed: {by} forbids schedules")]
+    if allowed == "SuspendOnly" and given.resume:
+        return [
+            Problem(
+                "spec.schedule.resume",
+                f"is not allowed: {by} lets a schedule suspend sessions, not resume them",
+            )
+        ]
+    return [Problem(field, problem) for field, problem in schedule.problems(given)]
+
+
 def check_session(
     *,
     spec: SessionSpec,
@@ -226,6 +248,8 @@ def check_session(
             problems += _timeout(spec.timeout, environment, name, policy)
         if spec.timeout_action != old.timeout_action:
             problems += _action(spec.timeout_action, environment, name)
+        if spec.schedule != old.schedule:
+            problems += _schedule(spec, environment, name)
         if spec.replicas > old.replicas:
             problems += _totals(spec, environment, policy)
         return problems
@@ -249,6 +273,7 @@ def check_session(
     )
     problems += _timeout(spec.timeout, environment, name, policy)
     problems += _action(spec.timeout_action, environment, name)
+    problems += _schedule(spec, environment, name)
     if spec.drive is not None and drive_exists is False:
         problems.append(
             Problem("spec.drive", f'Drive "{spec.drive}" does not exist in namespace "{namespace}"')

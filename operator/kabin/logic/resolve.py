@@ -58,6 +58,7 @@ class Resolved:
     timeout: int
     timeout_mode: str
     timeout_action: str  # Suspend or Expire
+    delete_suspended_after: int  # seconds; -1: never
     mount_path: str
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
@@ -127,6 +128,11 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
         interfaces=list(env.interfaces or []) if env else [],
         timeout=timeout,
         timeout_mode="none" if timeout == -1 else mode,
+        delete_suspended_after=(
+            env.timeouts.delete_suspended_after
+            if env and env.timeouts and env.timeouts.delete_suspended_after is not None
+            else -1
+        ),
         timeout_action=timeout_action(
             mode, env.timeouts.action if env and env.timeouts else None, spec.timeout_action
         ),

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from kabin.gateway.dashboard import live, pages
+from kabin.gateway.dashboard import live, pages, views
 from kabin.gateway.dashboard.signin import (
     Sealer,
     Visitor,
@@ -42,6 +42,7 @@ def install(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
     )
+    templates.globals["schedule_fields"] = views.SCHEDULE_FIELDS
     sealer = Sealer(secret)
     app[pages.DASHBOARD] = pages.Dashboard(
         templates=templates, kube=kube, authenticate=authenticate, secret=secret, sealer=sealer

@@ -152,6 +152,25 @@ async def resume(request: web.Request) -> web.Response:
     )
 
 
+async def set_schedule(request: web.Request) -> web.Response:
+    """Save a session's schedule from its card; the answer (or what is wrong, naming the
+    field) shows beside the form."""
+    visitor, sessions, _ = _user(request)
+    name = await _owned(sessions, visitor, request.match_info["id"])
+    plan = views.schedule_of(await form(request)) or {}
+    try:
+        await sessions.schedule(
+            name,
+            suspend=plan.get("suspend"),
+            resume=plan.get("resume"),
+            time_zone=plan.get("timeZone"),
+        )
+    except Invalid as e:
+        return web.Response(text=f"Not saved: {e.message}", content_type="text/plain")
+    said = "Saved." if plan else "Schedule removed."
+    return web.Response(text=said, content_type="text/plain")
+
+
 async def delete(request: web.Request) -> web.Response:
     visitor, sessions, _ = _user(request)
     name = await _owned(sessions, visitor, request.match_info["id"])
@@ -251,6 +270,9 @@ async def start(request: web.Request) -> web.Response:
             drive=values.get("drive") or None,
             timeout=int(timeout) if timeout is not None else None,
         )[0]
+        plan = views.schedule_of(values)
+        if plan is not None:
+            manifest["spec"]["schedule"] = {k: v for k, v in plan.items() if v}
         await users.start(sessions, manifest)
     except KabinError as e:
         if not isinstance(e, Invalid | NotFound) and (e.status or 500) >= 500:
@@ -343,6 +365,7 @@ def add(app: web.Application) -> None:
     app.router.add_post("/sessions/{id}/renew", renew)
     app.router.add_post("/sessions/{id}/suspend", suspend)
     app.router.add_post("/sessions/{id}/resume", resume)
+    app.router.add_post("/sessions/{id}/schedule", set_schedule)
     app.router.add_post("/sessions/{id}/delete", delete)
     app.router.add_get("/sessions/{id}/logs", logs)
     app.router.add_get("/sessions/{id}/events", events)

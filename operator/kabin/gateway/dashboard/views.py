@@ -16,8 +16,10 @@ from kabin.api import names
 from kabin.api.environment import SESSION_TYPES
 from kabin.api.meta import parse_quantity
 from kabin.api.names import NAME_ANNOTATION
+from kabin.api.session import Schedule
 from kabin.client.records import ACTIVE
-from kabin.logic.resolve import timeout_mode
+from kabin.logic import schedule
+from kabin.logic.resolve import timeout_action, timeout_mode
 
 LABELS = {
     "jupyterlab": "JupyterLab",
@@ -67,6 +69,8 @@ class Row:
     access: list[Access] = field(default_factory=list)
     active: bool = False
     resumable: bool = False  # Suspended or Expired: a Resume button
+    schedule: dict[str, str] = field(default_factory=dict)  # suspend, resume, zone
+    schedule_words: str | None = None
     suspended_at: str | None = None
     pending_restart: bool = False  # a resume runs the environment's new image
 
@@ -146,9 +150,27 @@ def row(obj: Mapping[str, Any]) -> Row:
         access=access_of(obj) if phase in ACTIVE else [],
         active=phase in ACTIVE,
         resumable=phase in ("Suspended", "Expired"),
+        schedule=_schedule_fields(spec.get("schedule")),
+        schedule_words=_schedule_words(spec.get("schedule")),
         suspended_at=status.get("suspendedAt"),
         pending_restart=bool(status.get("pendingRestart")),
     )
+
+
+def _schedule_fields(given: Mapping[str, Any] | None) -> dict[str, str]:
+    given = given or {}
+    keys = {"suspend": "suspend", "resume": "resume", "zone": "timeZone"}
+    return {k: str(given.get(v) or "") for k, v in keys.items()}
+
+
+def _schedule_words(given: Mapping[str, Any] | None) -> str | None:
+    """A session's schedule in words; None without one (or one kabin cannot read)."""
+    if not given:
+        return None
+    try:
+        return schedule.explain(Schedule.model_validate(given))
+    except ValueError:  # not a schedule at all (an edit by hand): say nothing
+        return None
 
 
 def page(
@@ -181,6 +203,8 @@ class Choice:
     timeout_default: int | None
     timeout_max: int | None
     timeout_mode: str
+    timeout_action: str = "Expire"
+    schedules: str = "Allowed"  # or SuspendOnly, Forbidden: the schedule fields shown
 
 
 def choices(environments: Sequence[Mapping[str, Any]]) -> list[Choice]:
@@ -207,6 +231,8 @@ def choices(environments: Sequence[Mapping[str, Any]]) -> list[Choice]:
                     timeout_default=timeouts.get("default"),
                     timeout_max=timeouts.get("max"),
                     timeout_mode=str(mode),
+                    timeout_action=timeout_action(str(mode), timeouts.get("action"), None),
+                    schedules=str(spec.get("schedules") or "Allowed"),
                 )
             )
     return found
@@ -221,12 +247,32 @@ def gib(value: Any) -> str:
 
 def timeout_line(choice: Choice) -> str:
     """The one line the form says about this type's timeout."""
+    ends = "is suspended (resume it on its drive)" if choice.timeout_action == "Suspend" else "ends"
     if choice.timeout_mode == "idle":
-        return "Idle timeout: the session ends after this long with nobody using it."
-    return "Absolute timeout: the session ends this long after it starts (renew to extend)."
+        return f"Idle timeout: the session {ends} after this long with nobody using it."
+    return f"Absolute timeout: the session {ends} this long after it starts (renew to extend)."
 
 
-FIELDS = ("name", "choice", "cpu", "memory", "gpu", "drive", "timeout", "image")
+SCHEDULE_FIELDS = (
+    ("suspend", "Suspend at", "0 19 * * 1-5"),
+    ("resume", "Resume at", "0 8 * * 1-5"),
+    ("zone", "Time zone", "Europe/Paris"),
+)
+"""The schedule's form fields: key, label, example (cron: minute hour day month weekday)."""
+
+
+def schedule_of(values: Mapping[str, str]) -> dict[str, str | None] | None:
+    """spec.schedule from a form's schedule-* fields; None when it sets no time."""
+    given = {k: (values.get(f"schedule-{k}") or "").strip() or None for k, _, _ in SCHEDULE_FIELDS}
+    if not (given["suspend"] or given["resume"]):
+        return None
+    return {"suspend": given["suspend"], "resume": given["resume"], "timeZone": given["zone"]}
+
+
+FIELDS = (
+    "name", "choice", "cpu", "memory", "gpu", "drive", "timeout", "image",
+    "schedule-suspend", "schedule-resume", "schedule-zone",
+)  # fmt: skip
 # The form field of each field an error names: the API's paths, and the client's own
 # parameter names.
 _FORM_FIELD = {
@@ -234,6 +280,8 @@ _FORM_FIELD = {
     "spec.resources.memory": "memory", "ram": "memory", "memory": "memory",
     "spec.resources.gpu": "gpu", "gpu": "gpu",
     "spec.timeout": "timeout", "timeout": "timeout",
+    "spec.schedule.suspend": "schedule-suspend", "spec.schedule": "schedule-suspend",
+    "spec.schedule.resume": "schedule-resume", "spec.schedule.timeZone": "schedule-zone",
     "spec.drive": "drive", "drive": "drive",
     "spec.image": "image", "image": "image",
     "spec.environment": "choice", "spec.type": "choice", "kind": "choice", "choice": "choice",

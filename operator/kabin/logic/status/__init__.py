@@ -10,13 +10,14 @@ Each step is its own pure module: `timeouts` (start, activity, expiry), `phase`,
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from kabin.api import names
 from kabin.api.environment import ResourceAmounts
 from kabin.api.meta import Condition
 from kabin.api.session import SessionStatus, TimeoutMode
+from kabin.logic import schedule
 from kabin.logic.resolve import selector
 from kabin.logic.status.conditions import Conditions
 from kabin.logic.status.endpoints import connect_url, endpoints
@@ -82,6 +83,10 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         )
     if suspended or any(c.type == names.SUSPENDED for c in prev.conditions or []):
         conditions.append(make.suspended(where.reason if suspended else None, where.message))
+    suspended_at = (prev.suspended_at or now) if suspended else None
+    dormant = _dormancy(resolved.delete_suspended_after, suspended_at, settings.expiring_soon)
+    if dormant is not None:
+        conditions.append(make.deleting_soon(at=dormant[0], warn_at=dormant[1]))
     if observed.drive is not None:
         conditions.append(make.drive(observed.drive, phase=where.phase))
     if observed.failure is not None:
@@ -119,7 +124,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         message=where.message,
         selector=selector(observed.owner),
         renewal=times.renewal,
-        suspended_at=(prev.suspended_at or now) if suspended else None,
+        suspended_at=suspended_at,
         image=resolved.image if pods.live else prev.image,
         pending_restart=True if suspended and prev.image not in (None, resolved.image) else None,
     )
@@ -128,8 +133,35 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         warning if warning is not None and warning > now else None,
         pull_deadline(pods.live, grace=settings.image_pull_grace),
     ]
-    wake_at = None if ending else min((d for d in deadlines if d is not None), default=None)
-    return Outcome(status=status, wake_at=wake_at, suspend=where.suspend)
+    if ending:
+        deadlines = []
+    if dormant is not None:
+        deadlines += [d for d in dormant if d > now]
+    if not observed.deleting and spec.schedule is not None:
+        deadlines.append(schedule.upcoming(spec.schedule, now))
+    wake_at = min((d for d in deadlines if d is not None), default=None)
+    fire = None
+    if not observed.deleting and where.phase not in names.FINAL_PHASES:
+        since = observed.created or now
+        fire = schedule.due(spec.schedule, now, since=since, acted=observed.schedule_fired)
+    return Outcome(
+        status=status,
+        wake_at=wake_at,
+        suspend=where.suspend,
+        fire=fire,
+        delete=dormant is not None and now >= dormant[0],
+    )
+
+
+def _dormancy(
+    after: int, suspended_at: datetime | None, expiring_soon: float
+) -> tuple[datetime, datetime] | None:
+    """When a session suspended since `suspended_at` is deleted, and when that is warned
+    of; None when its environment never deletes suspended sessions."""
+    if suspended_at is None or after < 0:
+        return None
+    at = suspended_at + timedelta(seconds=after)
+    return at, at - timedelta(seconds=expiring_soon)
 
 
 def _flipped_true(prev: SessionStatus, new: SessionStatus, kind: str) -> Condition | None:
@@ -147,6 +179,7 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
         (names.SCHEDULED, "Normal"),
         (names.READY, "Normal"),
         (names.EXPIRING_SOON, "Warning"),
+        (names.DELETING_SOON, "Warning"),
     ):
         flipped = _flipped_true(prev, new, kind)
         if flipped:

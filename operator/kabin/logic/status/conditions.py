@@ -78,6 +78,17 @@ class Conditions:
             return self.make(names.SUSPENDED, False, Reason.RESUMED, "resumed")
         return self.make(names.SUSPENDED, True, reason, message or "suspended")
 
+    def deleting_soon(self, *, at: datetime, warn_at: datetime) -> Condition:
+        """DeletingSoon: True from `warn_at` until the session left suspended is deleted
+        at `at` (its environment's deleteSuspendedAfter), unless it is resumed."""
+        soon = self.now >= warn_at
+        return self.make(
+            names.DELETING_SOON,
+            soon,
+            Reason.DELETING_SOON if soon else Reason.NOT_DELETING_SOON,
+            f"deleted at {at:%Y-%m-%dT%H:%M:%SZ} unless resumed (its drive stays)",
+        )
+
     def failed(self, reason: str, message: str) -> Condition:
         """Failed: a permanent failure making the session's children (a quota, RBAC, an
         invalid pod override, a missing environment), with the API server's message."""

@@ -11,6 +11,7 @@ from kabin.api.names import Reason
 from kabin.api.session import SessionSpec, SessionStatus
 from kabin.logic.activity import Recorded
 from kabin.logic.resolve import Owner, Resolved
+from kabin.logic.schedule import Fire
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Observed:
     deleting: bool = False
     renew: str | None = None
     suspend_reason: str | None = None  # the kabin.dev/suspend-reason annotation
+    created: datetime | None = None  # the Session's creationTimestamp
+    schedule_fired: datetime | None = None  # the last schedule fire acted on (annotation)
     drive: DriveView | None = None
     activity: Recorded | None = None  # what the agent recorded on the activity Lease
     failure: tuple[str, str] | None = None  # (reason, message) of a permanent failure
@@ -70,3 +73,5 @@ class Outcome:
     status: SessionStatus
     wake_at: datetime | None = None  # the next deadline (expiry, image pull grace), if any
     suspend: str | None = None  # a timeout ran out whose action is Suspend: set spec.suspend
+    fire: Fire | None = None  # the schedule's fire to act on now
+    delete: bool = False  # suspended past the environment's deleteSuspendedAfter
