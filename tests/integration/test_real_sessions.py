@@ -191,7 +191,15 @@ async def test_a_suspended_notebook_resumes_on_its_drive_at_the_same_url(
     me = gateway.person()
     obj = await ready_notebook(gateway, me)
     session_id, url = obj["metadata"]["name"], obj["status"]["connectURL"]
-    _, headers = local(url)
+    address, headers = local(url)
+
+    async def served() -> None:
+        # Ready in kabin's status; Traefik's endpoints may take a moment more.
+        async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+            answer = await http.get(address, headers={**headers, **bearer(me)})
+        assert answer.status_code == 200 and "JupyterLab" in answer.text, answer.status_code
+
+    await eventually(served, timeout=60)
     api, kernel = await start_kernel(url, me)
     write = "open('kept.txt', 'w').write('42'); print('written')"
     assert await run_code(api, headers, me, kernel, write) == "written\n"
@@ -221,6 +229,7 @@ async def test_a_suspended_notebook_resumes_on_its_drive_at_the_same_url(
     await act("resume")
     again = await ready_session(me, session_id)
     assert again["status"]["connectURL"] == url
+    await eventually(served, timeout=60)
     api, kernel = await start_kernel(url, me)
     read = "print(open('kept.txt').read())"
     assert await run_code(api, headers, me, kernel, read) == "42\n"

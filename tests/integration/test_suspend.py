@@ -8,11 +8,12 @@ converges with no pod left and no drive held twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,24 @@ async def timed(probe: Callable[[], Awaitable[Any]], timeout: float = 30) -> flo
     start = time.monotonic()
     await eventually(probe, timeout=timeout, interval=0.05)
     return time.monotonic() - start
+
+
+@contextlib.asynccontextmanager
+async def headless_environment(namespace: str, prefix: str, **spec: Any) -> AsyncIterator[str]:
+    """An EnvironmentConfig of busybox headless runs, for one test; its name."""
+    name = f"{prefix}-{namespace[-5:]}"
+    env = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "EnvironmentConfig",
+        "metadata": {"name": name},
+        "spec": {"image": "busybox", "sessionTypes": ["headless"], **spec},
+    }
+    result = await kubectl_apply(env)
+    assert result.code == 0, result.err
+    try:
+        yield name
+    finally:
+        await run("kubectl", "delete", "environmentconfig", name, "--wait=false")
 
 
 def replica_ids(pods: list[Any]) -> list[str]:
@@ -211,20 +230,9 @@ async def test_an_idle_timeout_suspends_by_default_expires_when_chosen_and_both_
 async def test_a_session_may_not_suspend_where_its_environment_expires(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
-    name = f"strict-{namespace[-5:]}"
-    env = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "EnvironmentConfig",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "busybox",
-            "sessionTypes": ["headless"],
-            "timeouts": {"default": 60, "action": "Expire"},
-        },
-    }
-    result = await kubectl_apply(env)
-    assert result.code == 0, result.err
-    try:
+    async with headless_environment(
+        namespace, "strict", timeouts={"default": 60, "action": "Expire"}
+    ) as name:
         refused = await kubectl_apply(
             manifest(
                 "Session",
@@ -239,11 +247,9 @@ async def test_a_session_may_not_suspend_where_its_environment_expires(
             "Session", "hard", {"type": "headless", "environment": name, "timeoutAction": "Expire"}
         )
         assert (await kubectl_apply(allowed, namespace=namespace)).code == 0
-    finally:
-        await run("kubectl", "delete", "environmentconfig", name, "--wait=false")
 
 
-async def test_the_cli_suspends_and_resumes_by_name_and_prefix(
+async def test_the_cli_suspends_resumes_and_schedules(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
     await apply(namespace, session("job-1"), session("job-2"), session("other"))
@@ -261,6 +267,17 @@ async def test_the_cli_suspends_and_resumes_by_name_and_prefix(
     assert out.code == 0 and "session/job-1 resumed" in out.out, out
     await phase_is(api, namespace, "job-1", "Running")
     assert (await get(api, "sessions", namespace, "job-2"))["status"]["phase"] == "Suspended"
+    out = await command(KABIN, "schedule", "job-1", "--suspend", "0 19 * * 1-5", "--tz",
+                        "Europe/Paris", "-n", namespace, within=60)  # fmt: skip
+    assert out.code == 0 and "session/job-1 scheduled" in out.out, out
+    plan = (await get(api, "sessions", namespace, "job-1"))["spec"]["schedule"]
+    assert plan == {"suspend": "0 19 * * 1-5", "timeZone": "Europe/Paris"}
+    bad = await command(KABIN, "schedule", "job-1", "--suspend", "0 25 * * *", "-n", namespace,
+                        within=60)  # fmt: skip
+    assert bad.code != 0 and "spec.schedule.suspend" in bad.err, bad
+    out = await command(KABIN, "schedule", "job-1", "-n", namespace, within=60)
+    assert out.code == 0 and "session/job-1 unscheduled" in out.out, out
+    assert "schedule" not in (await get(api, "sessions", namespace, "job-1"))["spec"]
 
 
 def bearer(person: Person) -> dict[str, str]:
@@ -370,19 +387,9 @@ async def test_a_schedule_suspends_and_resumes_within_2_s_of_its_minutes_in_pari
 async def test_a_session_left_suspended_is_warned_then_deleted_and_its_drive_stays(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
-    name = f"dormant-{namespace[-5:]}"
-    env = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "EnvironmentConfig",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "busybox",
-            "sessionTypes": ["headless"],
-            "timeouts": {"deleteSuspendedAfter": 4},
-        },
-    }
-    assert (await kubectl_apply(env)).code == 0
-    try:
+    async with headless_environment(
+        namespace, "dormant", timeouts={"deleteSuspendedAfter": 4}
+    ) as name:
         await apply(namespace, manifest("Drive", "keep", {"size": "1Gi"}))
         old = manifest("Session", "old", {"type": "headless", "environment": name, "drive": "keep"})
         await apply(namespace, old)
@@ -408,8 +415,6 @@ async def test_a_session_left_suspended_is_warned_then_deleted_and_its_drive_sta
         gone = await eventually(deleted, timeout=20, interval=0.1)
         assert 4 <= (gone - suspended).total_seconds() <= 4 + 3, gone - suspended
         await get(api, "drives", namespace, "keep")  # the data stays
-    finally:
-        await run("kubectl", "delete", "environmentconfig", name, "--wait=false")
 
 
 async def test_suspended_sessions_leave_the_per_user_cap_and_a_resume_is_held_to_it(

@@ -128,6 +128,7 @@ SESSION = {
         ("Failed", "Failed", "Failed"),
         ("Expired", "Failed", "Failed"),
         ("Terminating", "Terminating", "Terminating"),
+        ("Suspended", "Pending", "Pending"),  # as Skaha's v1 says of a suspended Job
     ],
 )
 def test_status_words_per_version(phase: str, v0: str, v1: str) -> None:
@@ -158,6 +159,8 @@ def test_record_has_skahas_name_and_whole_second_times() -> None:
         ("Error", {"Failed", "Expired"}),
         ("Expired", {"Expired"}),
         ("RUNNING", {"Running"}),
+        ("Pending", {"Pending", "Suspended"}),
+        ("suspended", {"Suspended"}),
     ],
 )
 def test_status_filters_accept_both_vocabularies(word: str, phases: set[str]) -> None:

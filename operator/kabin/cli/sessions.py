@@ -7,6 +7,7 @@ it parses flags, calls the client, and prints a table or JSON/YAML.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -373,28 +374,27 @@ def _suspend_or_resume(
         console.print("no session matched")
 
 
-def suspend(
-    ids: Some = None,
-    prefix: Prefix = None,
-    every: Every = False,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Suspend sessions: stop their pods and free their drives, keeping them to resume."""
-    _suspend_or_resume("suspend", ids, prefix, every, (kubeconfig, context, namespace))
+def _acting(verb: str, doc: str) -> Callable[..., None]:
+    """The `kabin suspend` or `kabin resume` command."""
+
+    def command(
+        ids: Some = None,
+        prefix: Prefix = None,
+        every: Every = False,
+        kubeconfig: Kubeconfig = None,
+        context: Context = None,
+        namespace: Namespace = None,
+    ) -> None:
+        _suspend_or_resume(verb, ids, prefix, every, (kubeconfig, context, namespace))
+
+    command.__doc__ = doc
+    return command
 
 
-def resume(
-    ids: Some = None,
-    prefix: Prefix = None,
-    every: Every = False,
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-    namespace: Namespace = None,
-) -> None:
-    """Resume suspended or expired sessions on their drives, with a new deadline."""
-    _suspend_or_resume("resume", ids, prefix, every, (kubeconfig, context, namespace))
+suspend = _acting(
+    "suspend", "Suspend sessions: stop their pods and free their drives, keeping them to resume."
+)
+resume = _acting("resume", "Resume suspended or expired sessions on their drives, anew.")
 
 
 def schedule(

@@ -285,9 +285,7 @@ def record(obj: Mapping[str, Any], *, home: str, images: Mapping[str, str]) -> d
         "userid": spec.get("user") or NONE,
         "image": image,
         "type": spec["type"],
-        # Skaha has no Suspended: its clients see Pending (their scripts wait, as for a
-        # session not yet running); `view=events` says why.
-        "status": "Pending" if phase_of(obj) == "Suspended" else phase_of(obj),
+        "status": phase_of(obj),
         "name": meta["name"],
         "startTime": status.get("startTime") or meta.get("creationTimestamp") or NONE,
         "expiryTime": status.get("expiryTime") or NONE,

@@ -46,13 +46,16 @@ PUBLIC_KEYS = ("userid", "type", "status", "startTime")
 """What `view=all` shows of other people's sessions (Skaha's PublicSession)."""
 
 # phase -> the word each API version uses for it.
+# Suspended is Pending, as Skaha's own v1 server says of a suspended Job: the clients'
+# scripts wait, as for a session starting; `view=events` says why.
 _WORDS: dict[Version, dict[str, str]] = {
-    "v0": {"Succeeded": "Succeeded", "Expired": "Failed"},
-    "v1": {"Succeeded": "Completed", "Expired": "Failed"},
+    "v0": {"Succeeded": "Succeeded", "Expired": "Failed", "Suspended": "Pending"},
+    "v1": {"Succeeded": "Completed", "Expired": "Failed", "Suspended": "Pending"},
 }
 # a status filter (lowercased) -> the phases it matches, in either version.
 _FILTERS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"Pending"}),
+    "pending": frozenset({"Pending", "Suspended"}),
+    "suspended": frozenset({"Suspended"}),
     "running": frozenset({"Running"}),
     "terminating": frozenset({"Terminating"}),
     "succeeded": frozenset({"Succeeded"}),
@@ -147,14 +150,18 @@ def filter_status(text: str | None) -> frozenset[str] | None:
         return None
     phases = _FILTERS.get(text.lower())
     if phases is None:
-        words = "Pending, Running, Terminating, Succeeded (Completed), Failed (Error), Expired"
+        words = (
+            "Pending, Running, Terminating, Succeeded (Completed), Failed (Error), Expired, "
+            "Suspended"
+        )
         raise Invalid(f"status: {text!r} is not a session status; use one of {words}")
     return phases
 
 
 def status_word(phase: str, version: Version) -> str:
     """kabin's phase in the version's words: v0 Succeeded, v1 Completed; Expired is
-    Failed (a Skaha session whose time ran out ends as a failed Job)."""
+    Failed (a Skaha session whose time ran out ends as a failed Job); Suspended is
+    Pending."""
     return _WORDS[version].get(phase, phase)
 
 

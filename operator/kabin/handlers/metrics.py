@@ -43,9 +43,9 @@ DRIVE_WAITERS = Gauge(
 
 SUSPENDED = Gauge("kabin_sessions_suspended", "Suspended sessions, by reason.", ["reason"])
 IDLE_GPU_FREED = Counter(
-    "kabin_idle_suspend_gpu_hours_total",
-    "GPU-hours freed by sessions suspended when idle: each one's GPUs times the time it "
-    "stayed suspended, counted when it is resumed or deleted.",
+    "kabin_idle_suspend_gpu_seconds_total",
+    "GPU-seconds freed by sessions suspended when idle (/3600: GPU-hours): each one's GPUs "
+    "times the time it stayed suspended, added at its resume or deletion.",
 )
 
 _phases: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (phase, type)
@@ -102,7 +102,7 @@ def observe_suspended(
         _suspended.pop(key)
         SUSPENDED.labels(before[0]).dec()
         if before[0] == "IdleTimeout" and before[1]:
-            IDLE_GPU_FREED.inc(before[1] * max(0.0, time.time() - before[2]) / 3600)
+            IDLE_GPU_FREED.inc(before[1] * max(0.0, time.time() - before[2]))
     if reason is not None:
         _suspended[key] = (reason, gpus, since or time.time())
         SUSPENDED.labels(reason).inc()

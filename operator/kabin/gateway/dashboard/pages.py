@@ -125,31 +125,22 @@ def sessions_fragment(board: Dashboard, visitor: Visitor, objs: list[Any], numbe
     )
 
 
-async def renew(request: web.Request) -> web.Response:
+ACTIONS = {
+    "renew": "Renewed: its timeout starts again now.",
+    "suspend": "Suspending: its pods stop and its drive is freed; resume it any time.",
+    "resume": "Resuming: it takes its drive again (or waits for it) and starts.",
+}
+"""The buttons of a session's card that call the client's method of that name, and what
+each says once done."""
+
+
+async def act(request: web.Request) -> web.Response:
+    """Renew, suspend or resume one of the visitor's sessions."""
     visitor, sessions, _ = _user(request)
     name = await _owned(sessions, visitor, request.match_info["id"])
-    await sessions.renew(name)
-    return web.Response(text="Renewed: its timeout starts again now.", content_type="text/plain")
-
-
-async def suspend(request: web.Request) -> web.Response:
-    visitor, sessions, _ = _user(request)
-    name = await _owned(sessions, visitor, request.match_info["id"])
-    await sessions.suspend(name)
-    return web.Response(
-        text="Suspending: its pods stop and its drive is freed; resume it any time.",
-        content_type="text/plain",
-    )
-
-
-async def resume(request: web.Request) -> web.Response:
-    visitor, sessions, _ = _user(request)
-    name = await _owned(sessions, visitor, request.match_info["id"])
-    await sessions.resume(name)
-    return web.Response(
-        text="Resuming: it takes its drive again (or waits for it) and starts.",
-        content_type="text/plain",
-    )
+    action = request.match_info["action"]
+    await getattr(sessions, action)(name)
+    return web.Response(text=ACTIONS[action], content_type="text/plain")
 
 
 async def set_schedule(request: web.Request) -> web.Response:
@@ -362,9 +353,7 @@ def add(app: web.Application) -> None:
     app.router.add_get("/start", start_page)
     app.router.add_get("/start/fields", start_fields)
     app.router.add_post("/start", start)
-    app.router.add_post("/sessions/{id}/renew", renew)
-    app.router.add_post("/sessions/{id}/suspend", suspend)
-    app.router.add_post("/sessions/{id}/resume", resume)
+    app.router.add_post("/sessions/{id}/{action:" + "|".join(ACTIONS) + "}", act)
     app.router.add_post("/sessions/{id}/schedule", set_schedule)
     app.router.add_post("/sessions/{id}/delete", delete)
     app.router.add_get("/sessions/{id}/logs", logs)
