@@ -47,6 +47,8 @@ done
 stop kube-proxy
 command -v kube-proxy >/dev/null && kube-proxy --cleanup >/dev/null 2>&1
 stop containerd
+# A shim whose task was gone before containerd stopped can outlive it: none of ours stays.
+pkill -KILL -f -- "containerd-shim-runc-v2 .*-address $run/containerd.sock" 2>/dev/null
 kc delete node "$node" --wait=false >/dev/null 2>&1
 
 # The host as it was.
