@@ -7,7 +7,7 @@ it parses flags, calls the client, and prints a table or JSON/YAML.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -328,13 +328,25 @@ def renew(
     namespace: Namespace = None,
 ) -> None:
     """Restart the absolute timeout of sessions (sets kabin.dev/renew)."""
+    _each((kubeconfig, context, namespace), lambda session: session.renew(ids), "renewed")
+
+
+def _each(
+    where: tuple[Any, Any, Any],
+    call: Callable[[AsyncSession], Awaitable[list[str]]],
+    done: str,
+) -> list[str]:
+    """Connect, make one call of the client that acts on sessions, and say `done` of
+    each session it acted on; their ids."""
 
     async def work() -> list[str]:
-        async with connect(kubeconfig, context, namespace) as session:
-            return await session.renew(ids)
+        async with connect(*where) as session:
+            return await call(session)
 
-    for i in run(work):
-        console.print(f"session/{i} renewed")
+    acted: list[str] = run(work)
+    for i in acted:
+        console.print(f"session/{i} {done}")
+    return acted
 
 
 def _chosen(session: Any, ids: list[str] | None, prefix: str | None) -> Any:
@@ -362,15 +374,11 @@ def _suspend_or_resume(
     if bool(ids) + (prefix is not None) + every != 1:
         fail("give session ids, --prefix or --all (one of them)", code=2)
 
-    async def work() -> list[str]:
-        async with connect(*where) as session:
-            chosen = await _chosen(session, ids, prefix)
-            return await getattr(session, verb)(chosen) if chosen else []
+    async def act(session: AsyncSession) -> list[str]:
+        chosen = await _chosen(session, ids, prefix)
+        return list(await getattr(session, verb)(chosen)) if chosen else []
 
-    done = run(work)
-    for i in done:
-        console.print(f"session/{i} {verb}d" if verb.endswith("e") else f"session/{i} {verb}ed")
-    if not done:
+    if not _each(where, act, f"{verb}d" if verb.endswith("e") else f"{verb}ed"):
         console.print("no session matched")
 
 
@@ -414,12 +422,11 @@ def schedule(
 ) -> None:
     """Suspend and resume sessions at set times (no --suspend or --resume: no schedule)."""
 
-    async def work() -> list[str]:
-        async with connect(kubeconfig, context, namespace) as session:
-            return await session.schedule(ids, suspend=suspend, resume=resume, time_zone=time_zone)
-
-    for i in run(work):
-        console.print(f"session/{i} scheduled" if suspend or resume else f"session/{i} unscheduled")
+    _each(
+        (kubeconfig, context, namespace),
+        lambda session: session.schedule(ids, suspend=suspend, resume=resume, time_zone=time_zone),
+        "scheduled" if suspend or resume else "unscheduled",
+    )
 
 
 def delete(
