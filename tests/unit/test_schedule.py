@@ -5,6 +5,7 @@ the admission checks, and the patches for a schedule, a timeout and a resume."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from kabin.api.session import Schedule, SessionSpec, SessionStatus
 from kabin.handlers.sessions import own_change
 from kabin.logic import schedule
-from kabin.logic.admission import Policy, check_session
+from kabin.logic.admission import Policy, check_session, runs
 from kabin.logic.schedule import Fire
 from kabin.logic.status import Outcome
 from kabin.settings import OperatorSettings
@@ -74,6 +75,11 @@ def test_the_next_timer_is_the_next_fire_in_the_zone_across_dst() -> None:
         (WORKDAYS, "Forbidden", "spec.schedule", "forbids schedules"),
         (WORKDAYS, "SuspendOnly", "spec.schedule.resume", "not resume them"),
         (Schedule(suspend="0 19 * * *"), "SuspendOnly", None, None),
+        (Schedule(suspend="0 19 * * * *"), None, "spec.schedule.suspend", "5 fields"),
+        (Schedule(resume="*/5 * * * *"), None, "spec.schedule.resume", "every 15 minutes"),
+        (Schedule(suspend="0 19 * * *", time_zone="America"), None, "spec.schedule.timeZone",
+         "IANA"),
+        (Schedule(suspend="*/15 * * * *"), None, None, None),
         (WORKDAYS, None, None, None),
     ],
 )  # fmt: skip
@@ -182,3 +188,27 @@ def test_the_schedule_in_words() -> None:
         "suspend at 19:00 on Monday through Friday; "
         "resume at 08:00 on Monday through Friday (Europe/Paris)"
     )
+
+
+@pytest.mark.parametrize(
+    ("session", "counted"),
+    [
+        ({"spec": {"type": "notebook"}, "status": {"phase": "Running"}}, True),
+        ({"spec": {"type": "headless"}, "status": {"phase": "Running"}}, False),
+        ({"spec": {"type": "notebook", "suspend": True}, "status": {"phase": "Running"}}, False),
+        # Resuming: spec.suspend is false before the operator writes the phase.
+        ({"spec": {"type": "notebook"}, "status": {"phase": "Suspended"}}, True),
+        ({"spec": {"type": "notebook"}, "status": {"phase": "Succeeded"}}, False),
+        ({"spec": {"type": "notebook"}, "status": {"phase": "Expired"}}, False),
+        (
+            {
+                "metadata": {"annotations": {"kabin.dev/renew": "t2"}},
+                "spec": {"type": "notebook"},
+                "status": {"phase": "Expired", "renewal": {"token": "t1", "time": "x"}},
+            },
+            True,  # a new renew brings it back
+        ),
+    ],
+)
+def test_what_counts_toward_the_cap(session: dict[str, Any], counted: bool) -> None:
+    assert runs({"metadata": {}, **session}) is counted

@@ -107,8 +107,9 @@ class Timeouts(Model):
     """Seconds a session may stay suspended before it is deleted (its drive stays);
     -1 or unset: never. A DeletingSoon condition and a warning Event come first."""
     action: Literal["Suspend", "Expire"] | None = None
-    """What a timeout that runs out does: Suspend (the session can be resumed on its drive)
-    or Expire (it ends for good). Default: Suspend for idle timeouts, Expire for absolute
+    """What a timeout that runs out does: Suspend (spec.suspend is set; the session resumes
+    on its drive) or Expire (it ends, and its pods and drive go back to others; its user
+    may still resume it by hand). Default: Suspend for idle timeouts, Expire for absolute
     ones. Sessions may choose Expire where this is Suspend, never the other way round."""
 
 

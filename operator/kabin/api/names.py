@@ -136,6 +136,7 @@ class Reason:
     SCHEDULE = "Schedule"
     PREEMPTED = "Preempted"
     RESUMED = "Resumed"
+    RESUME_REFUSED = "ResumeRefused"
     DELETING_SOON = "DeletingSoon"
     NOT_DELETING_SOON = "NotDeletingSoon"
     TIMEOUT = "Timeout"

@@ -36,6 +36,7 @@ from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
 from kabin.logic import pod as pod_builder
 from kabin.logic.access import Origin
+from kabin.logic.admission import check_session_count, runs
 from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings
 
@@ -138,6 +139,18 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         message = f'EnvironmentConfig "{spec.environment}" does not exist'
         failure = errors.Failure(False, Reason.ENVIRONMENT_NOT_FOUND, message)
     drive, make_drive = _drive(cache, namespace, name, spec)
+    if (
+        drive is not None
+        and drive.granted
+        and not spec.suspend
+        and previous.phase in ("Suspended", "Expired")
+    ):
+        # Coming back, it takes its drive as the API server has it now: the cache may
+        # still show the hold it gave up, which the drive may have passed on since.
+        fresh = await objects.get_custom(api, "drives", namespace, drive.name)
+        drive = logic_drives.view(
+            drive.name, session=name, drive=fresh, default_for=None if spec.drive else spec.user
+        )
     session = _Session(
         api=api,
         cache=cache,
@@ -209,6 +222,27 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     return spec.type
 
 
+async def _resume_refused(session: _Session) -> str | None:
+    """Why the operator may not resume a session for its schedule, if it may not: its
+    environment no longer lets schedules resume, or its user is at the session cap (the
+    operator is an admin to admission, so it checks for the user itself)."""
+    env = session.cache.environment(session.spec.environment) if session.spec.environment else None
+    allowed = ((env or {}).get("spec") or {}).get("schedules") or "Allowed"
+    if allowed != "Allowed":
+        return f"not resumed by its schedule: its environment's schedules are {allowed}"
+    ours, user = session.settings, session.spec.user or ""
+    if ours.max_sessions_per_user <= 0 or session.spec.type == "headless":
+        return None
+    if ours.is_admin(user, []):
+        return None
+    found = await objects.list_custom_everywhere(session.api, "sessions")
+    active = sum(1 for s in found if (s.get("spec") or {}).get("user") == user and runs(s))
+    problem = check_session_count(
+        user=user, active=active, most=ours.max_sessions_per_user, field="spec.suspend"
+    )
+    return f"not resumed by its schedule: {problem.message}" if problem else None
+
+
 def own_change(
     spec: SessionSpec, annotations: dict[str, str], outcome: status.Outcome
 ) -> tuple[dict[str, Any] | None, str]:
@@ -244,12 +278,25 @@ async def _change_own(session: _Session, outcome: status.Outcome) -> bool:
     if outcome.delete:
         log.info("Deleting session %s/%s: suspended too long", owner.namespace, owner.name)
         await objects.delete_custom(
-            session.api, "sessions", owner.namespace, owner.name, uid=owner.uid
-        )
+            session.api, "sessions", owner.namespace, owner.name, uid=owner.uid,
+            resource_version=meta["resourceVersion"],  # not one resumed since it was read
+        )  # fmt: skip
         return True
     patch, why = own_change(session.spec, meta.get("annotations") or {}, outcome)
     if patch is None:
         return False
+    if patch.get("spec", {}).get("suspend") is False:
+        refused = await _resume_refused(session)
+        if refused is not None:
+            # The fire is acted on (recorded), but the session stays suspended.
+            patch, why = {"metadata": {"annotations": {
+                names.SCHEDULE_FIRED_ANNOTATION: patch["metadata"]["annotations"][
+                    names.SCHEDULE_FIRED_ANNOTATION
+                ]
+            }}}, refused  # fmt: skip
+            await objects.post_event(
+                session.api, session.raw, "Warning", Reason.RESUME_REFUSED, refused
+            )
     log.info("Session %s/%s: %s", owner.namespace, owner.name, why)
     await objects.patch_custom(
         session.api, "sessions", owner.namespace, owner.name, patch,
@@ -319,7 +366,7 @@ def _look(
         services={s["metadata"]["name"]: s for s in children.services},
         deleting=session.deleting,
         renew=notes.get(RENEW_ANNOTATION),
-        suspend_reason=notes.get(names.SUSPEND_REASON_ANNOTATION),
+        suspend_reason=_reason(notes.get(names.SUSPEND_REASON_ANNOTATION)),
         created=parse_time(meta["creationTimestamp"]) if meta.get("creationTimestamp") else None,
         schedule_fired=_time(notes.get(names.SCHEDULE_FIRED_ANNOTATION)),
         drive=session.drive,
@@ -340,12 +387,21 @@ def _look(
     return _Seen(children, outcome)
 
 
+SUSPEND_REASONS = (Reason.IDLE_TIMEOUT, Reason.TIMEOUT, Reason.SCHEDULE, Reason.PREEMPTED)
+
+
+def _reason(value: str | None) -> str | None:
+    """The operator's reason for a suspend; anything else (an edit by hand) says User."""
+    return value if value in SUSPEND_REASONS else None
+
+
 def _time(value: str | None) -> datetime | None:
     """An annotation's time; None when it is absent or not a time (someone edited it)."""
     try:
-        return datetime.fromisoformat(value) if value else None
+        when = datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return when if when is not None and when.tzinfo is not None else None
 
 
 def _drive(

@@ -377,16 +377,23 @@ async def list_custom_everywhere(api: client.ApiClient, plural: str) -> list[dic
 
 
 async def delete_custom(
-    api: client.ApiClient, plural: str, namespace: str, name: str, *, uid: str | None = None
+    api: client.ApiClient,
+    plural: str,
+    namespace: str,
+    name: str,
+    *,
+    uid: str | None = None,
+    resource_version: str | None = None,
 ) -> bool:
-    """Delete a Session or Drive (only if its uid is still `uid`, when given: 409
-    otherwise); False when it was already gone."""
+    """Delete a Session or Drive (only if its uid is still `uid`, and its version still
+    `resource_version`, when given: 409 otherwise); False when it was already gone."""
     custom: Any = client.CustomObjectsApi(api)
-    if uid is None:
+    if uid is None and resource_version is None:
         return await _deleted(
             custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
         )
-    options = {"preconditions": {"uid": uid}}
+    given = {"uid": uid, "resourceVersion": resource_version}
+    options = {"preconditions": {k: v for k, v in given.items() if v is not None}}
     return await _deleted(
         functools.partial(custom.delete_namespaced_custom_object, body=options),
         GROUP,

@@ -3,12 +3,13 @@ fits its EnvironmentConfig. Each refusal names the field and the limit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from kabin.api.environment import EnvironmentConfigSpec, ResourceAmounts
 from kabin.api.meta import parse_quantity
+from kabin.api.names import RENEW_ANNOTATION
 from kabin.api.session import SessionSpec
 from kabin.logic import schedule
 from kabin.settings import OperatorSettings
@@ -315,6 +316,23 @@ def check_access_change(
         "spec.access",
         f'only the owner of Drive "{drive}" ("{owner}") or an administrator may change it',
     )
+
+
+def runs(session: Mapping[str, Any]) -> bool:
+    """Whether a Session counts toward its user's cap: interactive, not being deleted, not
+    suspended, not finished; a Suspended one whose spec.suspend is false already counts (it
+    is resuming), and an Expired one counts while a new kabin.dev/renew brings it back."""
+    meta, spec = session["metadata"], session.get("spec") or {}
+    status = session.get("status") or {}
+    if spec.get("type") == "headless" or meta.get("deletionTimestamp") or spec.get("suspend"):
+        return False
+    phase = status.get("phase")
+    if phase in ("Succeeded", "Failed"):
+        return False
+    if phase == "Expired":
+        renew = (meta.get("annotations") or {}).get(RENEW_ANNOTATION)
+        return bool(renew) and renew != (status.get("renewal") or {}).get("token")
+    return True
 
 
 def check_session_count(

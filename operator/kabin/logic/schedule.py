@@ -19,6 +19,8 @@ from cronsim import CronSim, CronSimError
 from kabin.api.session import Schedule
 
 ACTIONS = ("suspend", "resume")
+SHORTEST = timedelta(minutes=15)
+"""The shortest time between two fires of one expression: each stops or starts pods."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def problems(schedule: Schedule | None) -> list[tuple[str, str]]:
     found = []
     try:
         tz = zone(schedule)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America")
         return [
             (
                 "spec.schedule.timeZone",
@@ -55,15 +57,20 @@ def problems(schedule: Schedule | None) -> list[tuple[str, str]]:
         ]
     now = datetime.now(tz)
     for action, expr in _exprs(schedule):
+        field = f"spec.schedule.{action}"
+        if len(expr.split()) != 5:
+            found.append((field, f'"{expr}" must have 5 fields: minute hour day month weekday'))
+            continue
         try:
-            CronSim(expr, now)
+            fires = CronSim(expr, now)
+            gap = -(next(fires) - next(fires))
         except CronSimError as e:
             found.append(
-                (
-                    f"spec.schedule.{action}",
-                    f'"{expr}" is not a cron expression ({e}); for example "0 19 * * 1-5"',
-                )
+                (field, f'"{expr}" is not a cron expression ({e}); for example "0 19 * * 1-5"')
             )
+            continue
+        if gap < SHORTEST:
+            found.append((field, f'"{expr}" fires every {gap}; at most every 15 minutes'))
     if not found and schedule.suspend and schedule.suspend == schedule.resume:
         found.append(("spec.schedule.resume", "is the same as spec.schedule.suspend"))
     return found

@@ -14,7 +14,11 @@ from pydantic import ValidationError
 from kabin import k8s
 from kabin import settings as settings_module
 from kabin.api.meta import GROUP
-from kabin.api.names import RENEW_ANNOTATION, STOPPED_PHASES
+from kabin.api.names import (
+    RENEW_ANNOTATION,
+    SCHEDULE_FIRED_ANNOTATION,
+    SUSPEND_REASON_ANNOTATION,
+)
 from kabin.api.session import SessionSpec
 from kabin.k8s import objects
 from kabin.logic.admission import (
@@ -27,6 +31,7 @@ from kabin.logic.admission import (
     check_session,
     check_session_count,
     explain,
+    runs,
     stamp_owner,
 )
 from kabin.logic.drives import drive_of
@@ -141,19 +146,25 @@ async def drive_access(
 
 
 async def _active_sessions(api: Any, user: str, but: str | None = None) -> int:
-    """The user's unfinished interactive sessions that are not suspended, in every
-    namespace (but the uid `but`, the one being resumed)."""
+    """The user's sessions that count toward the cap (`runs`), in every namespace (but the
+    uid `but`, the one being resumed)."""
     found = await objects.list_custom_everywhere(api, "sessions")
     return sum(
         1
         for s in found
-        if (s.get("spec") or {}).get("user") == user
-        and (s.get("spec") or {}).get("type") != "headless"
-        and not (s.get("spec") or {}).get("suspend")
-        and not s["metadata"].get("deletionTimestamp")
-        and (s.get("status") or {}).get("phase") not in STOPPED_PHASES
-        and s["metadata"].get("uid") != but
+        if (s.get("spec") or {}).get("user") == user and runs(s) and s["metadata"].get("uid") != but
     )
+
+
+PROTECTED = (SUSPEND_REASON_ANNOTATION, SCHEDULE_FIRED_ANNOTATION)
+"""Annotations only kabin's operator (or an admin) sets; anyone may remove them."""
+
+
+def _protected_change(old: Any, body: Any) -> str | None:
+    """The protected annotation an update sets or changes, if any."""
+    was = ((old or {}).get("metadata") or {}).get("annotations") or {}
+    now = (body.get("metadata") or {}).get("annotations") or {}
+    return next((k for k in PROTECTED if now.get(k) is not None and now.get(k) != was.get(k)), None)
 
 
 def _resuming(old: Any, new: SessionSpec, previous: SessionSpec | None, body: Any) -> bool:
@@ -180,6 +191,15 @@ async def session_fits(
     if body.metadata.get("deletionTimestamp"):
         return  # finalizers being removed: nothing the user asked for changes
     old = kwargs.get("old")
+    forged = _protected_change(old, body)
+    if forged is not None and not _admin(kwargs.get("userinfo")):
+        # Why a session is suspended and which schedule fire was acted on are the
+        # operator's record: a user who set them would choose the reason and the metrics.
+        raise kopf.AdmissionError(
+            f"metadata.annotations[{forged}]: only kabin's operator sets it; remove it or "
+            "leave it as it is",
+            code=403,
+        )
     try:
         new = SessionSpec.model_validate(dict(spec))
         previous = SessionSpec.model_validate(old["spec"]) if old and "spec" in old else None
