@@ -322,7 +322,8 @@ class Cache:
         expected = group.get(name) if group else None
         if group is None or expected is None:
             return
-        if _confirmed(expected, None if gone else body):
+        # Gone, it was there: whatever was expected of it (to appear, or to go) is moot.
+        if gone or _confirmed(expected, body):
             del group[name]
             if not group:
                 del self._expected[(kind, namespace, session)]
