@@ -36,7 +36,7 @@ from kabin.logic import activity, agent, network, resolve, status
 from kabin.logic import drives as logic_drives
 from kabin.logic import pod as pod_builder
 from kabin.logic.access import Origin
-from kabin.logic.admission import check_session_count, runs
+from kabin.logic.admission import check_session_count, running
 from kabin.logic.drives import claim_name
 from kabin.settings import OperatorSettings
 
@@ -235,8 +235,7 @@ async def _resume_refused(session: _Session) -> str | None:
         return None
     if ours.is_admin(user, []):
         return None
-    found = await objects.list_custom_everywhere(session.api, "sessions")
-    active = sum(1 for s in found if (s.get("spec") or {}).get("user") == user and runs(s))
+    active = running(await objects.list_custom_everywhere(session.api, "sessions"), user)
     problem = check_session_count(
         user=user, active=active, most=ours.max_sessions_per_user, field="spec.suspend"
     )

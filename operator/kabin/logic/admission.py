@@ -335,6 +335,16 @@ def runs(session: Mapping[str, Any]) -> bool:
     return True
 
 
+def running(sessions: Iterable[Mapping[str, Any]], user: str, but: str | None = None) -> int:
+    """How many of these Sessions are `user`'s and count toward the cap (`runs`), but the
+    one whose uid is `but` (the one being resumed)."""
+    return sum(
+        1
+        for s in sessions
+        if (s.get("spec") or {}).get("user") == user and runs(s) and s["metadata"].get("uid") != but
+    )
+
+
 def check_session_count(
     *, user: str, active: int, most: int, field: str = "spec.type"
 ) -> Problem | None:

@@ -31,7 +31,7 @@ from kabin.logic.admission import (
     check_session,
     check_session_count,
     explain,
-    runs,
+    running,
     stamp_owner,
 )
 from kabin.logic.drives import drive_of
@@ -148,12 +148,7 @@ async def drive_access(
 async def _active_sessions(api: Any, user: str, but: str | None = None) -> int:
     """The user's sessions that count toward the cap (`runs`), in every namespace (but the
     uid `but`, the one being resumed)."""
-    found = await objects.list_custom_everywhere(api, "sessions")
-    return sum(
-        1
-        for s in found
-        if (s.get("spec") or {}).get("user") == user and runs(s) and s["metadata"].get("uid") != but
-    )
+    return running(await objects.list_custom_everywhere(api, "sessions"), user, but)
 
 
 PROTECTED = (SUSPEND_REASON_ANNOTATION, SCHEDULE_FIRED_ANNOTATION)
