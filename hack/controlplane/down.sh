@@ -6,6 +6,7 @@ root=$(cd "$here/../.." && pwd)
 state="$root/.cluster"
 # The real node first: its teardown deletes the Node through the API server.
 "$root/hack/node/down.sh" || true
+"$root/hack/kueue/down.sh" || true
 if [[ -d "$state/kwok" ]]; then
   bin=$("$here/build.sh")
   PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok" \

@@ -5,7 +5,8 @@
 # as local processes under `kwokctl --runtime binary`, with RBAC and admission
 # on; kwok simulates the nodes labelled `type: kwok` and their kubelets
 # (stages.yaml), and one real node, a kubelet with containerd and runc on this
-# machine, joins beside them (hack/node/up.sh; KABIN_REAL_NODE=0 leaves it out).
+# machine, joins beside them (hack/node/up.sh; KABIN_REAL_NODE=0 leaves it out),
+# and Kueue runs against it (hack/kueue/up.sh; KABIN_KUEUE=0 leaves it out).
 # Everything lives in .cluster/ of the checkout; nothing is downloaded at start.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -69,4 +70,6 @@ fi
 kc apply --server-side --force-conflicts -f "$here/topology.yaml" >/dev/null
 kc wait --for=condition=Ready node --selector type=kwok --timeout=60s >/dev/null
 "$root/hack/node/up.sh"
+# Kueue beside it: queues, quotas and fair sharing for sessions that name a queue.
+[[ ${KABIN_KUEUE:-1} == 0 ]] || "$root/hack/kueue/up.sh"
 echo "export KUBECONFIG=$kubeconfig"

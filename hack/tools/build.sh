@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool|traefik|local-path.
+# Builds a Go tool from the module proxy, once per version: build.sh helm|promtool|traefik|local-path|kueue.
 #
 # The version is pinned in the go.mod of the wrapper module beside this script
 # (helm/, promtool/); the binary is cached outside the checkout, keyed by that
 # go.mod and go.sum, so every clone on this machine reuses it. Prints its path.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: build.sh helm|promtool|traefik|local-path}
+tool=${1:?usage: build.sh helm|promtool|traefik|local-path|kueue}
 modver() { awk -v m="$2" '$1 == m || ($1 == "require" && $2 == m) {print ($1 == m ? $2 : $3); exit}' "$here/$1/go.mod"; }
 case $tool in
   helm)
@@ -27,6 +27,9 @@ case $tool in
   local-path)
     pkg=github.com/rancher/local-path-provisioner
     ldflags="-X main.VERSION=$(modver local-path github.com/rancher/local-path-provisioner)" ;;
+  kueue)
+    pkg=sigs.k8s.io/kueue/cmd/kueue
+    ldflags="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$(modver kueue sigs.k8s.io/kueue)" ;;
   *) echo "build.sh: unknown tool $tool" >&2; exit 2 ;;
 esac
 sum=$(cat "$0" "$here/$tool/go.mod" "$here/$tool/go.sum" | sha256sum | cut -c1-12)
