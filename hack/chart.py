@@ -201,6 +201,48 @@ def schema() -> dict[str, Any]:
             "NetworkPolicies for the operator's and gateway's pods.",
             {"enabled": _bool("Make them.")},
         ),
+        "kueue": _object(
+            "Queues on Kueue (docs/queues.md). Kueue must be installed; the chart never "
+            "installs it.",
+            {
+                "enabled": _bool(
+                    "Queue sessions: make the ClusterQueue, its ResourceFlavor and the "
+                    "WorkloadPriorityClasses, give users a LocalQueue each, set the default "
+                    "queue, and grant the operator and gateway their Kueue rights."
+                ),
+                "localQueue": _string(
+                    "The LocalQueue made in each provisioned namespace, and sessions' "
+                    "default queue.",
+                    pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                ),
+                "clusterQueue": _object(
+                    "The ClusterQueue the LocalQueues send to.",
+                    {
+                        "name": _string("Its name.", pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+                        "cohort": _string("A cohort to borrow from and lend to; empty: none."),
+                        "quota": _object(
+                            "nominalQuota by resource (cpu, memory, nvidia.com/gpu), for the "
+                            "default ResourceFlavor."
+                        ),
+                        "fairSharing": _bool(
+                            "Usage-based admission fair sharing between users' LocalQueues "
+                            "(Kueue's AdmissionFairSharing configuration must be set)."
+                        ),
+                        "preemption": _string(
+                            "withinClusterQueue: who may take a running session's place.",
+                            enum=["Never", "LowerPriority", "LowerOrNewerEqualPriority"],
+                        ),
+                    },
+                ),
+                "priorities": _object(
+                    "Values of the default WorkloadPriorityClasses.",
+                    {
+                        "interactive": {"type": "integer", "description": "Interactive sessions."},
+                        "headless": {"type": "integer", "description": "Headless runs."},
+                    },
+                ),
+            },
+        ),
     }
     return {
         "$schema": "https://json-schema.org/draft-07/schema#",
@@ -292,8 +334,11 @@ def main(check: bool) -> int:
     wanted = {
         SCHEMA: json.dumps(schema(), indent=2) + "\n",
         VALUES_PAGE: values_page(VALUES_PAGE.read_text()),
-        MANIFESTS: manifests(),
     }
+    if not check and SCHEMA.read_text() != wanted[SCHEMA]:
+        SCHEMA.write_text(wanted[SCHEMA])  # helm checks the values against it, below
+        print(f"wrote {SCHEMA.relative_to(ROOT)}")
+    wanted[MANIFESTS] = manifests()
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     if check:
         for path in stale:

@@ -187,6 +187,33 @@ class OperatorSettings(BaseSettings):
         description="Seconds before a session's expiry at which it gets the ExpiringSoon "
         "condition and an Event.",
     )
+    queue: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue of sessions that name none and whose EnvironmentConfig "
+        "names none (each namespace needs one of that name; the gateway makes it). Unset: "
+        "such sessions are not queued.",
+    )
+    priority_interactive: str = Field(
+        default="kabin-interactive",
+        description="WorkloadPriorityClass of queued interactive sessions whose environment "
+        "sets none; the operator makes it (value 1000) when Kueue is installed.",
+    )
+    priority_headless: str = Field(
+        default="kabin-headless",
+        description="WorkloadPriorityClass of queued headless sessions whose environment sets "
+        "none; the operator makes it (value 100): interactive sessions come first.",
+    )
+    preempted_headless: Literal["Requeue", "Fail"] = Field(
+        default="Requeue",
+        description="What a headless session Kueue preempts does: Requeue (its pods are made "
+        "again and wait in line) or Fail. An interactive one is suspended.",
+    )
+    queue_poll_interval: float = Field(
+        default=2,
+        gt=0,
+        description="Seconds between reads of the places in line (Kueue's visibility API) of "
+        "the queues where sessions wait.",
+    )
     agent_image: str = Field(
         default="ghcr.io/kabin-dev/kabin:0.1.0",
         description="Image of the `kabin agent` sidecar in interactive session pods "
@@ -345,6 +372,17 @@ class GatewaySettings(BaseSettings):
             "requests.storage": "500Gi",
         },
         description="The ResourceQuota `hard` of a provisioned namespace.",
+    )
+    cluster_queue: str | None = Field(
+        default=None,
+        description="Kueue ClusterQueue of the LocalQueue `local_queue` the gateway makes in "
+        "each namespace it provisions (when Kueue is installed): with usage-based admission "
+        "fair sharing on it, each user gets a fair turn. Unset: no LocalQueue is made.",
+    )
+    local_queue: str = Field(
+        default="kabin",
+        description="Name of the LocalQueue made in a provisioned namespace; set the "
+        "operator's `queue` to it.",
     )
     ingress_namespace: str = Field(
         default="kube-system",

@@ -138,6 +138,26 @@ class PodOverrides(Model):
     ] = None
 
 
+class Queueing(Model):
+    """Which Kueue queue the environment's sessions wait in, and their place in it."""
+
+    model_config = cel(
+        {
+            "rule": "!has(self.priorityClasses) || self.priorityClasses.all(t, t in "
+            + str(list(SESSION_TYPES))
+            + ")",
+            "message": "keys must be session types: " + ", ".join(SESSION_TYPES),
+            "fieldPath": ".priorityClasses",
+        }
+    )
+
+    queue: Annotated[str, Field(max_length=253)] | None = None
+    """LocalQueue (in the session's namespace) of sessions that name none."""
+    priority_classes: dict[str, Annotated[str, Field(max_length=253)]] | None = None
+    """WorkloadPriorityClass per session type, e.g. {notebook: teaching, headless: batch}.
+    A type left out gets the operator's default: interactive ones before headless ones."""
+
+
 class EnvironmentConfigSpec(Model):
     """What an administrator publishes for users to pick."""
 
@@ -166,6 +186,8 @@ class EnvironmentConfigSpec(Model):
     schedules: Literal["Allowed", "SuspendOnly", "Forbidden"] | None = None
     """Whether its sessions may have a schedule: Allowed (the default), SuspendOnly (a
     schedule may suspend them, never resume them unattended), Forbidden."""
+    queueing: Queueing | None = None
+    """The Kueue queue and priorities of its sessions."""
     drive_mount_path: Annotated[str, Field(pattern=r"^/.*$")] = "/workspace"
     """Where the session's drive is mounted in its containers."""
     volumes: Annotated[

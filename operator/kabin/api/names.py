@@ -33,6 +33,27 @@ GPU_TAINT = "nvidia.com/gpu"
 GPU_RESOURCE = "nvidia.com/gpu"
 """The default extended resource of a GPU."""
 
+# Kueue's pod integration (sigs.k8s.io/kueue pkg/controller/jobs/pod/constants): the labels
+# and annotations kabin puts on a queued session's pods, and what Kueue puts there.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+"""On a queued session's pods: the LocalQueue they wait in."""
+PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+"""On a queued session's pods: the WorkloadPriorityClass of their place in line."""
+POD_GROUP_LABEL = "kueue.x-k8s.io/pod-group-name"
+"""On the pods of a queued session of several replicas: the group admitted as one."""
+POD_GROUP_COUNT_ANNOTATION = "kueue.x-k8s.io/pod-group-total-count"
+"""On a pod group's pods: how many pods the group has."""
+POD_GROUP_RETRIABLE_ANNOTATION = "kueue.x-k8s.io/retriable-in-group"
+"""On a pod group's pods: "false" ends the group (and frees its quota) once its pods are gone:
+kabin makes a new group for every new start."""
+KUEUE_MANAGED_LABEL = "kueue.x-k8s.io/managed"
+"""Put on a pod by Kueue's webhook: Kueue admits it."""
+KUEUE_GATE = "kueue.x-k8s.io/admission"
+"""Kueue's scheduling gate: the pod waits in its queue until it is removed."""
+KUEUE_EVICTED = "TerminationTarget"
+"""The pod condition Kueue sets (reason WorkloadEvicted) on the pods it preempts, before it
+deletes them."""
+
 # -- annotations ---------------------------------------------------------------------------
 
 RENEW_ANNOTATION = "kabin.dev/renew"
@@ -51,6 +72,9 @@ ACTIVITY_SOURCE_ANNOTATION = "kabin.dev/activity-source"
 """On a session's activity Lease: the signal that saw the last activity."""
 USAGE_ANNOTATION = "kabin.dev/usage"
 """On a session's activity Lease: the resources in use, as the agent last measured."""
+PREEMPTED_ANNOTATION = "kabin.dev/preempted"
+"""On a Session: the UID of the last of its pods Kueue preempted, recorded once, so that
+the session is requeued (or suspended, or failed) once per preemption."""
 OWNER_ANNOTATION = "kabin.dev/owner"
 """On a namespace the gateway made for a user: that user's exact name."""
 
@@ -66,6 +90,9 @@ SCHEDULED = "Scheduled"
 DRIVE_READY = "DriveReady"
 EXPIRING_SOON = "ExpiringSoon"
 SUSPENDED = "Suspended"
+QUEUED = "Queued"
+"""On a Session whose pods wait in a Kueue LocalQueue: True, with its place in line, until
+Kueue admits them."""
 DELETING_SOON = "DeletingSoon"
 """On a suspended Session whose environment deletes sessions left suspended: True from
 `expiring_soon` seconds before that deletion."""
@@ -135,6 +162,9 @@ class Reason:
     USER = "User"
     SCHEDULE = "Schedule"
     PREEMPTED = "Preempted"
+    QUEUED = "Queued"
+    ADMITTED = "Admitted"
+    REQUEUED = "Requeued"
     RESUMED = "Resumed"
     RESUME_REFUSED = "ResumeRefused"
     DELETING_SOON = "DeletingSoon"

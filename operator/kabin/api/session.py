@@ -41,6 +41,7 @@ IMMUTABLE_FIELDS = (
     "env",
     "drive",
     "user",
+    "queue",
 )
 
 
@@ -98,6 +99,9 @@ class SessionSpec(Model):
     whose action is Suspend runs out."""
     schedule: Schedule | None = None
     """Suspend and resume at set times (kabin's timers fire within 2 s of the minute)."""
+    queue: ObjectName | None = None
+    """The Kueue LocalQueue in the session's namespace its pods wait in until there is room
+    (default: its environment's queue, then the operator's). Needs Kueue."""
     timeout_action: TimeoutAction | None = None
     """What the timeout does: Suspend (resumable) or Expire (final). Default: the
     environment's; a session may choose Expire where its environment suspends, not the
@@ -191,6 +195,12 @@ class SessionStatus(Model):
     """The image its pods run (or ran, while suspended)."""
     pending_restart: bool | None = None
     """Suspended, and its environment's image changed since: a resume uses the new one."""
+    queue: str | None = None
+    """The Kueue LocalQueue its pods wait in (spec.queue, or a default)."""
+    queued_at: datetime | None = None
+    """When its pods last entered their queue."""
+    admitted_at: datetime | None = None
+    """When Kueue last admitted them (they wait for a node from then on)."""
 
 
 class Session(Model):

@@ -65,6 +65,7 @@ POD_META = (
     "name", "namespace", "uid", "resourceVersion", "labels", "annotations",
     "creationTimestamp", "deletionTimestamp",
 )  # fmt: skip
+POD_SPEC = ("nodeName", "schedulingGates")  # where it runs; whether Kueue holds it back
 POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "startTime")
 CONTAINER_STATUS = ("name", "ready", "started", "restartCount", "state", "lastState")
 
@@ -91,7 +92,8 @@ def whole(api_version: str, kind: str) -> Callable[[Body], Body]:
 
 
 def pod(body: Body) -> Body:
-    """A pod as kabin reads it: its metadata, node and status, without its spec."""
+    """A pod as kabin reads it: its metadata, node, scheduling gates and status, without
+    the rest of its spec."""
     status = {k: v for k, v in (body.get("status") or {}).items() if k in POD_STATUS}
     if "containerStatuses" in status:
         status["containerStatuses"] = [
@@ -102,7 +104,7 @@ def pod(body: Body) -> Body:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _meta(body, POD_META),
-        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in POD_SPEC},
         "status": status,
     }
 
@@ -375,6 +377,10 @@ class Cache:
         for name, expected in self._expected.get((kind, namespace, session), {}).items():
             found[name] = expected.body
         return list(found.values())
+
+    def pod(self, namespace: str, name: str) -> Body | None:
+        """One of kabin's pods, by name."""
+        return self.informers["Pod"].store.get((namespace, name))
 
     def drive_pods(self, namespace: str, drive: str) -> list[Body]:
         """The pods that mount the drive."""

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 
 from kabin import k8s
 from kabin import settings as settings_module
-from kabin.handlers import cache, drives, leader, metrics, runtime, sessions
+from kabin.handlers import cache, drives, leader, metrics, queues, runtime, sessions
 from kabin.handlers.workqueue import WorkQueue
 from kabin.k8s.informer import ApiSource
 
@@ -62,6 +62,8 @@ async def configure(
     await state.cache.start()
     state.sessions.start()
     state.drives.start()
+    state.places = queues.Places(state)
+    state.places.start()
     if not ours.leader_election:
         state.drives.activate()
         state.sessions.activate()
@@ -91,6 +93,8 @@ async def stop(*, memo: kopf.Memo, **_: Any) -> None:
     if state is not None:
         await state.sessions.stop()
         await state.drives.stop()
+        if state.places is not None:
+            await state.places.stop()
         if hasattr(state, "cache"):
             await state.cache.stop()
         if state.leader is not None:

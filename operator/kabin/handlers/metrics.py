@@ -48,6 +48,19 @@ IDLE_GPU_FREED = Counter(
     "times the time it stayed suspended, added at its resume or deletion.",
 )
 
+QUEUE_WAIT = Histogram(
+    "kabin_queue_wait_seconds",
+    "Time a session's pods waited in their Kueue queue until admitted, by LocalQueue name "
+    "and session type.",
+    ["queue", "type"],
+    buckets=(0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200),
+)
+QUEUED = Gauge(
+    "kabin_queue_sessions",
+    "Sessions in Kueue queues, by LocalQueue name and state: waiting or admitted.",
+    ["queue", "state"],
+)
+
 _phases: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (phase, type)
 _pending_since: dict[tuple[str, str], float] = {}  # session -> when it became Pending (epoch)
 _waiters: dict[tuple[str, str], int] = {}  # drive -> sessions waiting for it
@@ -76,6 +89,8 @@ def observe_phase(
     before = _phases.pop(key, None)
     if before is not None:
         SESSIONS.labels(*before).dec()
+    if phase is None:
+        observe_queue(key, None, None)
     if phase != "Suspended":
         observe_suspended(key, None)
     if phase is not None:
@@ -106,6 +121,19 @@ def observe_suspended(
     if reason is not None:
         _suspended[key] = (reason, gpus, since or time.time())
         SUSPENDED.labels(reason).inc()
+
+
+_queued: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (queue, state)
+
+
+def observe_queue(key: tuple[str, str], queue: str | None, state: str | None) -> None:
+    """Count the session as waiting in, or admitted by, its queue (None: neither)."""
+    before = _queued.pop(key, None)
+    if before is not None:
+        QUEUED.labels(*before).dec()
+    if queue is not None and state is not None:
+        _queued[key] = (queue, state)
+        QUEUED.labels(queue, state).inc()
 
 
 def observe_waiters(drive: tuple[str, str], waiting: int) -> None:

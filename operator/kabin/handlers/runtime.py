@@ -15,6 +15,7 @@ import kopf
 
 from kabin.handlers.cache import Cache
 from kabin.handlers.leader import Leader
+from kabin.handlers.queues import Places
 from kabin.handlers.workqueue import WorkQueue
 from kabin.settings import OperatorSettings
 
@@ -28,6 +29,10 @@ class Runtime:
     sessions: WorkQueue = field(init=False)
     drives: WorkQueue = field(init=False)
     leader: Leader | None = None  # with leader election: this replica's part in it
+    places: Places | None = None  # queued sessions' places in line (Kueue)
+    # (namespace, session) -> (pod UID, Kueue's message) of a pod Kueue preempted, seen in
+    # a pod event: Kueue deletes the pod at once, often before a reconcile could see it.
+    evictions: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     _posting: set[asyncio.Task[None]] = field(default_factory=set)
 
     def announce(self, posting: Coroutine[Any, Any, None]) -> None:

@@ -38,6 +38,7 @@ from kabin.logic import pod as pod_builder
 from kabin.logic.access import Origin
 from kabin.logic.admission import check_session_count, running
 from kabin.logic.drives import claim_name
+from kabin.logic.status import queue
 from kabin.settings import OperatorSettings
 
 log = logging.getLogger("kabin.sessions")
@@ -51,6 +52,7 @@ def session_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     if event == DELETED:
         metrics.observe_phase(key, None, "")
         state.sessions.forget(key)
+        state.evictions.pop(key, None)
         for drive in cache.session_drives(body):
             state.drives.now((key[0], drive))
         return
@@ -82,6 +84,9 @@ def child_changed(state: runtime.Runtime, event: str, body: Body) -> None:
     session = labels.get(names.SESSION_LABEL)
     if session:
         key = (meta["namespace"], session)
+        evicted = queue.evicted([body]) if body.get("kind") == "Pod" else None
+        if evicted is not None:
+            state.evictions[key] = evicted
         if event == DELETED or body.get("kind") != "Pod" or _decisive(body):
             state.sessions.now(key)
         else:
@@ -113,6 +118,8 @@ class _Session:
     resolved: resolve.Resolved
     settings: OperatorSettings
     drive: status.DriveView | None
+    place: status.Place | None = None  # its place in its Kueue queue
+    evicted: tuple[str, str] | None = None  # (pod UID, why) Kueue preempted, from an event
 
     @property
     def interactive(self) -> bool:
@@ -157,9 +164,11 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         raw=raw,
         spec=spec,
         owner=resolve.Owner(name, namespace, raw["metadata"]["uid"], spec.user or ""),
-        resolved=resolve.resolve(spec, env.spec if env else None),
+        resolved=resolve.resolve(spec, env.spec if env else None, _queues(state.settings)),
         settings=state.settings,
         drive=drive,
+        place=state.places.of(namespace, name) if state.places else None,
+        evicted=_eviction(state, (namespace, name), raw),
     )
     seen = _look(session, _read(session), previous, failure)
     if not session.deleting and failure is None:
@@ -169,7 +178,9 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
                 # or suspended one must not bring back a drive its user deleted.
                 session = replace(session, drive=await _make_default_drive(session))
                 seen = _look(session, seen.children, previous)
-            todo = plan(session, seen)
+            # Preempted: the own change (suspend, or the requeue's record) comes first;
+            # pods made now would only enter the line to be deleted again.
+            todo = Plan() if seen.outcome.preempted else plan(session, seen)
             placed = bool(todo.create) and not todo.existing
             done = await _apply(session, todo, seen)
             if done is not None:
@@ -222,6 +233,27 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
     return spec.type
 
 
+def _eviction(
+    state: runtime.Runtime, key: tuple[str, str], raw: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The preemption a pod event saw that the session has not acted on yet (it records
+    the pod's UID in kabin.dev/preempted when it does)."""
+    seen = state.evictions.get(key)
+    acted = (raw["metadata"].get("annotations") or {}).get(names.PREEMPTED_ANNOTATION)
+    if seen is not None and seen[0] == acted:
+        del state.evictions[key]
+        return None
+    return seen
+
+
+def _queues(settings: OperatorSettings) -> resolve.QueueDefaults:
+    return resolve.QueueDefaults(
+        queue=settings.queue,
+        interactive=settings.priority_interactive,
+        headless=settings.priority_headless,
+    )
+
+
 async def _resume_refused(session: _Session) -> str | None:
     """Why the operator may not resume a session for its schedule, if it may not: its
     environment no longer lets schedules resume, or its user is at the session cap (the
@@ -262,12 +294,21 @@ def own_change(
             notes[why] = None
             return {"metadata": {"annotations": notes}, "spec": {"suspend": False}}, "resuming"
         return {"metadata": {"annotations": notes}}, f"its schedule's {fire.action} finds it so"
+    preempted = {names.PREEMPTED_ANNOTATION: outcome.preempted} if outcome.preempted else {}
     if outcome.suspend is not None:
-        patch = {"metadata": {"annotations": {why: outcome.suspend}}, "spec": {"suspend": True}}
-        return patch, f"suspending ({outcome.suspend})"
+        notes = {why: outcome.suspend, **preempted}
+        return {"metadata": {"annotations": notes}, "spec": {"suspend": True}}, (
+            f"suspending ({outcome.suspend})"
+        )
+    if preempted and outcome.status.phase != "Failed":
+        # Its pods go (Kueue deletes them) and are made again, back in line.
+        return {"metadata": {"annotations": preempted}}, REQUEUED
     if why in annotations and not spec.suspend and outcome.status.phase != "Suspended":
         return {"metadata": {"annotations": {why: None}}}, "resumed: the reason goes"
     return None, ""
+
+
+REQUEUED = "requeued: Kueue preempted it, and its pods are made again in line"
 
 
 async def _change_own(session: _Session, outcome: status.Outcome) -> bool:
@@ -301,6 +342,9 @@ async def _change_own(session: _Session, outcome: status.Outcome) -> bool:
         session.api, "sessions", owner.namespace, owner.name, patch,
         resource_version=meta["resourceVersion"],
     )  # fmt: skip
+    if why == REQUEUED:  # once: after the record that makes it happen once
+        text = outcome.status.message or why
+        await objects.post_event(session.api, session.raw, "Warning", Reason.REQUEUED, text)
     return True
 
 
@@ -365,6 +409,9 @@ def _look(
         services={s["metadata"]["name"]: s for s in children.services},
         deleting=session.deleting,
         renew=notes.get(RENEW_ANNOTATION),
+        place=session.place,
+        evicted=session.evicted,
+        preempted=notes.get(names.PREEMPTED_ANNOTATION),
         suspend_reason=_reason(notes.get(names.SUSPEND_REASON_ANNOTATION)),
         created=parse_time(meta["creationTimestamp"]) if meta.get("creationTimestamp") else None,
         schedule_fired=_time(notes.get(names.SCHEDULE_FIRED_ANNOTATION)),
@@ -381,6 +428,7 @@ def _look(
             image_pull_grace=settings.image_pull_grace,
             expiring_soon=settings.expiring_soon,
             sessions_url=settings.sessions_url,
+            preempted_headless=settings.preempted_headless,
         ),
     )
     return _Seen(children, outcome)
@@ -477,10 +525,19 @@ def plan(session: _Session, seen: _Seen) -> Plan:
         if r > spec.replicas and not p["metadata"].get("deletionTimestamp")
     }
     apply, unused = _network_plan(session, seen.children)
+    group = pod_builder.pod_group(
+        session.owner,
+        version=session.raw["metadata"].get("resourceVersion", ""),
+        pods=list(existing.values()),
+        replicas=spec.replicas,
+        queue=session.resolved.queue,
+    )
+    if group is None and spec.replicas > 1 and session.resolved.queue:
+        missing = []  # its live pods are another group: they go first
     return Plan(
         access=access,
         token=token,
-        create={r: _pod(session, r) for r in missing},
+        create={r: _pod(session, r, group) for r in missing},
         remove=remove,
         existing=sorted(existing),
         network=apply,
@@ -488,7 +545,7 @@ def plan(session: _Session, seen: _Seen) -> Plan:
     )
 
 
-def _pod(session: _Session, replica: int) -> dict[str, Any]:
+def _pod(session: _Session, replica: int, group: str | None = None) -> dict[str, Any]:
     drive, settings = session.drive, session.settings
     return pod_builder.build_pod(
         owner=session.owner,
@@ -503,6 +560,7 @@ def _pod(session: _Session, replica: int) -> dict[str, Any]:
             uid=settings.agent_uid,
             api_server=settings.agent_api_server,
         ),
+        group=group,
     )
 
 
@@ -624,7 +682,27 @@ def _record(
             metrics.CULL_LATENESS.labels(mode).observe(
                 max(0.0, (datetime.now(UTC) - expiry).total_seconds())
             )
+    _record_queue(key, spec, previous, current)
     if is_ready and not was_ready:
         metrics.TIME_TO_READY.labels(spec.type).observe(
             (datetime.now(UTC) - created).total_seconds()
+        )
+
+
+def _record_queue(
+    key: tuple[str, str], spec: SessionSpec, previous: SessionStatus, current: SessionStatus
+) -> None:
+    """Queue metrics: waiting or admitted now, and how long it waited when admitted."""
+    queued = next((c for c in current.conditions or [] if c.type == names.QUEUED), None)
+    state = None
+    if queued is not None and current.phase in ("Pending", "Running"):
+        if queued.status == "True":
+            state = "waiting"
+        elif queued.reason == Reason.ADMITTED:
+            state = "admitted"
+    metrics.observe_queue(key, current.queue, state)
+    admitted, since = current.admitted_at, current.queued_at
+    if current.queue and admitted and since and previous.admitted_at != admitted:
+        metrics.QUEUE_WAIT.labels(current.queue, spec.type).observe(
+            max(0.0, (admitted - since).total_seconds())
         )

@@ -370,3 +370,54 @@ def check_agent_uid(environment: EnvironmentConfigSpec | None, agent_uid: int) -
         "spec.environment",
         f"EnvironmentConfig runs sessions as UID {agent_uid}, which is reserved for kabin's agent",
     )
+
+
+def queue_source(spec: SessionSpec, environment: EnvironmentConfigSpec | None) -> str:
+    """Where a session's queue comes from, in words a refusal can name."""
+    if spec.queue is not None:
+        return "spec.queue"
+    if environment is not None and environment.queueing and environment.queueing.queue:
+        return f'its EnvironmentConfig "{spec.environment}" (queueing.queue)'
+    return "the operator's default queue (setting `queue`)"
+
+
+def check_queue(
+    *,
+    spec: SessionSpec,
+    environment: EnvironmentConfigSpec | None,
+    queue: str,
+    namespace: str,
+    kueue: bool,
+    exists: bool,
+) -> Problem | None:
+    """A session that waits in a queue needs Kueue, and that LocalQueue in its namespace."""
+    field = "spec.queue" if spec.queue is not None or environment is None else "spec.environment"
+    source = queue_source(spec, environment)
+    if not kueue:
+        return Problem(
+            field,
+            f'queue "{queue}" (from {source}) needs Kueue, which is not installed in this '
+            "cluster (the kueue.x-k8s.io API is not served); leave spec.queue out",
+        )
+    if not exists:
+        fix = (
+            "name one that exists (kubectl get localqueues)"
+            if spec.queue is not None
+            else "ask an administrator for it, or name one that exists in spec.queue"
+        )
+        return Problem(
+            field, f'no LocalQueue "{queue}" (from {source}) in namespace "{namespace}"; {fix}'
+        )
+    return None
+
+
+def check_group_change(old: SessionSpec, new: SessionSpec, queued: bool) -> Problem | None:
+    """A queued session's replicas are one Kueue pod group, admitted together: its size
+    changes only while no pod of it exists (suspended)."""
+    if not queued or old.replicas == new.replicas or (old.suspend and new.suspend):
+        return None
+    return Problem(
+        "spec.replicas",
+        f"is {old.replicas}: a queued session's replicas are admitted together, as one group; "
+        "suspend it to change them",
+    )

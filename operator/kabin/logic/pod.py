@@ -15,12 +15,18 @@ Resource choices:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from kabin.api.names import (
     DRIVE_LABEL,
     GPU_PRODUCT_LABEL,
     GPU_TAINT,
+    POD_GROUP_COUNT_ANNOTATION,
+    POD_GROUP_LABEL,
+    POD_GROUP_RETRIABLE_ANNOTATION,
+    PRIORITY_CLASS_LABEL,
+    QUEUE_LABEL,
     REPLICA_LABEL,
     SESSION_LABEL,
     readiness_gate,
@@ -129,6 +135,50 @@ def _scheduling(
     return placed
 
 
+def pod_group(
+    owner: Owner, *, version: str, pods: list[dict[str, Any]], replicas: int, queue: str | None
+) -> str | None:
+    """The Kueue pod group of a queued session's new pods.
+
+    A replica made again joins the group of the live pods, if it matches them (their
+    total count and queue); if it does not (a size or queue changed under pods still
+    there), None: nothing is made until they are gone, as Kueue would refuse the pod.
+    Without live pods it is a new group for this start, named after the Session's
+    resourceVersion: every start (a resume, a requeue, one after an operator restart)
+    comes after a write to the Session, so no start reuses a group Kueue finished."""
+    for pod in pods:
+        meta = pod["metadata"]
+        group = (meta.get("labels") or {}).get(POD_GROUP_LABEL)
+        if not group or meta.get("deletionTimestamp"):
+            continue
+        count = (meta.get("annotations") or {}).get(POD_GROUP_COUNT_ANNOTATION)
+        same = count == str(replicas) and (meta.get("labels") or {}).get(QUEUE_LABEL) == queue
+        return str(group) if same else None
+    digest = hashlib.sha256(f"{owner.uid}/{version}".encode()).hexdigest()[:8]
+    return f"{owner.name[:40].rstrip('-.')}-{digest}"
+
+
+def queue_labels(
+    resolved: Resolved, replicas: int, group: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations that put a pod in its Kueue queue: the LocalQueue, the
+    priority class, and for several replicas the group Kueue admits as one, or not at all
+    (no pod of it holds a node while the others wait). A group ends when its pods are gone,
+    so that a suspended session frees its quota; every new start is a new group."""
+    if resolved.queue is None:
+        return {}, {}
+    labels = {QUEUE_LABEL: resolved.queue}
+    if resolved.priority_class:
+        labels[PRIORITY_CLASS_LABEL] = resolved.priority_class
+    if replicas == 1 or group is None:
+        return labels, {}
+    labels[POD_GROUP_LABEL] = group
+    return labels, {
+        POD_GROUP_COUNT_ANNOTATION: str(replicas),
+        POD_GROUP_RETRIABLE_ANNOTATION: "false",
+    }
+
+
 def build_pod(
     *,
     owner: Owner,
@@ -138,13 +188,16 @@ def build_pod(
     replicas: int,
     drive: tuple[str, str] | None = None,
     agent: AgentConfig | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     """Pod `replica` (1-based) of `replicas` for the session; `drive` is (Drive, PVC)
-    to mount at the environment's drive mount path; interactive pods get `agent`."""
+    to mount at the environment's drive mount path; interactive pods get `agent`; a queued
+    session's pods of several replicas are Kueue's pod group `group`."""
     headless = spec.type == "headless"
     container = _container(owner, spec, resolved, replica, replicas)
     mounts, volumes = list(resolved.volume_mounts), list(resolved.volumes)
-    pod_labels = {**labels(owner, spec.type), REPLICA_LABEL: str(replica)}
+    queued, notes = queue_labels(resolved, replicas, group)
+    pod_labels = {**labels(owner, spec.type), REPLICA_LABEL: str(replica), **queued}
     if drive is not None:
         mounts.append({"name": "drive", "mountPath": resolved.mount_path})
         volumes.append({"name": "drive", "persistentVolumeClaim": {"claimName": drive[1]}})
@@ -179,6 +232,7 @@ def build_pod(
             "name": pod_name(owner, replica),
             "namespace": owner.namespace,
             "labels": pod_labels,
+            **({"annotations": notes} if notes else {}),
             "ownerReferences": [owner.reference()],
         },
         "spec": pod_spec,

@@ -63,6 +63,33 @@ class Resolved:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None  # the Kueue LocalQueue its pods wait in
+    priority_class: str | None = None  # their WorkloadPriorityClass, when queued
+
+
+@dataclass(frozen=True)
+class QueueDefaults:
+    """The operator's queue settings: the LocalQueue of sessions whose spec and environment
+    name none, and the WorkloadPriorityClasses of sessions whose environment sets none."""
+
+    queue: str | None = None
+    interactive: str | None = None
+    headless: str | None = None
+
+
+def queueing(
+    spec: SessionSpec, env: EnvironmentConfigSpec | None, defaults: QueueDefaults
+) -> tuple[str | None, str | None]:
+    """The session's LocalQueue (its own, else its environment's, else the operator's) and,
+    when it has one, its WorkloadPriorityClass (its environment's for its type, else the
+    operator's: interactive sessions before headless ones)."""
+    ours = env.queueing if env else None
+    queue = spec.queue or (ours.queue if ours else None) or defaults.queue
+    if queue is None:
+        return None, None
+    chosen = ((ours.priority_classes or {}) if ours else {}).get(spec.type)
+    fallback = defaults.headless if spec.type == "headless" else defaults.interactive
+    return queue, chosen or fallback
 
 
 def timeout_mode(session_type: str, configured: str | None) -> str:
@@ -85,7 +112,11 @@ def timeout_action(mode: str, configured: str | None, asked: str | None) -> str:
     return asked or configured or ("Suspend" if mode == "idle" else "Expire")
 
 
-def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
+def resolve(
+    spec: SessionSpec,
+    env: EnvironmentConfigSpec | None,
+    queues: QueueDefaults | None = None,
+) -> Resolved:
     """Fill in what the session leaves to its environment.
 
     A session that brings its own image keeps everything the environment enforces (its
@@ -94,6 +125,7 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
     (a dataset or licence mounted for that image, a Secret in a variable).
     """
     own_image = env is not None and spec.image is not None and spec.image != env.image
+    queue, priority_class = queueing(spec, env, queues or QueueDefaults())
     made_for = None if own_image else env
     defaults = env.resources.default if env and env.resources else None
     asked = spec.resources
@@ -140,6 +172,8 @@ def resolve(spec: SessionSpec, env: EnvironmentConfigSpec | None) -> Resolved:
         volumes=list(made_for.volumes or []) if made_for else [],
         volume_mounts=list(made_for.volume_mounts or []) if made_for else [],
         overrides=overrides,
+        queue=queue,
+        priority_class=priority_class,
     )
 
 

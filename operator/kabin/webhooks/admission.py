@@ -15,12 +15,13 @@ from kabin import k8s
 from kabin import settings as settings_module
 from kabin.api.meta import GROUP
 from kabin.api.names import (
+    PREEMPTED_ANNOTATION,
     RENEW_ANNOTATION,
     SCHEDULE_FIRED_ANNOTATION,
     SUSPEND_REASON_ANNOTATION,
 )
 from kabin.api.session import SessionSpec
-from kabin.k8s import objects
+from kabin.k8s import kueue, objects
 from kabin.logic.admission import (
     Operation,
     Policy,
@@ -28,6 +29,8 @@ from kabin.logic.admission import (
     check_agent_uid,
     check_default_drive,
     check_drive_access,
+    check_group_change,
+    check_queue,
     check_session,
     check_session_count,
     explain,
@@ -35,6 +38,7 @@ from kabin.logic.admission import (
     stamp_owner,
 )
 from kabin.logic.drives import drive_of
+from kabin.logic.resolve import QueueDefaults, queueing
 from kabin.webhooks import server
 
 DURATION = Histogram(
@@ -151,7 +155,7 @@ async def _active_sessions(api: Any, user: str, but: str | None = None) -> int:
     return running(await objects.list_custom_everywhere(api, "sessions"), user, but)
 
 
-PROTECTED = (SUSPEND_REASON_ANNOTATION, SCHEDULE_FIRED_ANNOTATION)
+PROTECTED = (SUSPEND_REASON_ANNOTATION, SCHEDULE_FIRED_ANNOTATION, PREEMPTED_ANNOTATION)
 """Annotations only kabin's operator (or an admin) sets; anyone may remove them."""
 
 
@@ -239,8 +243,29 @@ async def session_fits(
     uid = check_agent_uid(environment.spec if environment else None, ours.agent_uid)
     if uid is not None:
         problems.append(uid)
+    env_spec = environment.spec if environment else None
+    queue = queueing(new, env_spec, QueueDefaults(queue=ours.queue))[0]
+    if queue is not None and previous is not None:
+        group = check_group_change(previous, new, queued=True)
+        problems += [group] if group is not None else []
+    starting = previous is None or _resuming(old, new, previous, body)
+    if queue is not None and namespace and (previous is None or (starting and not admin)):
+        # At creation and at a person's resume: a queue that is not there would hold its
+        # pods back forever. (A schedule's resume, by the operator, goes through: its pods
+        # wait in line, their message saying the queue is missing.)
+        # One read when the queue is there; Kueue's discovery only to say why it is not.
+        exists = await kueue.local_queue(api, namespace, queue) is not None
+        problem = check_queue(
+            spec=new,
+            environment=env_spec,
+            queue=queue,
+            namespace=namespace,
+            kueue=exists or await kueue.installed(api),
+            exists=exists,
+        )
+        problems += [problem] if problem is not None else []
     if (
-        (previous is None or _resuming(old, new, previous, body))
+        starting
         and not problems
         and not admin
         and new.type != "headless"
@@ -279,9 +304,15 @@ async def session_scale(
         scaled = spec.model_copy(update={"replicas": replicas})
     except ValidationError:
         return
+    environment = await k8s.get_environment(api, spec.environment) if spec.environment else None
+    queued = queueing(spec, environment.spec if environment else None, QueueDefaults(
+        queue=settings_module.current().queue
+    ))[0] is not None  # fmt: skip
+    group = check_group_change(spec, scaled, queued)
+    if group is not None:
+        raise kopf.AdmissionError(str(group), code=422)
     if replicas <= spec.replicas:
         return
-    environment = await k8s.get_environment(api, spec.environment) if spec.environment else None
     problems = check_session(
         spec=scaled,
         namespace=namespace,

@@ -30,6 +30,7 @@ from kabin.logic.status.model import (
 )
 from kabin.logic.status.phase import verdict
 from kabin.logic.status.pods import Pods, pull_deadline
+from kabin.logic.status.queue import Place, standing
 from kabin.logic.status.timeouts import clock, warn_at
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Event",
     "Observed",
     "Outcome",
+    "Place",
     "StatusSettings",
     "compute",
     "transitions",
@@ -74,6 +76,20 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
     prev = observed.previous
 
     conditions: list[Condition] = [make.scheduled(pods, phase=where.phase, replicas=spec.replicas)]
+    queue = standing(
+        resolved=resolved,
+        replicas=spec.replicas,
+        pods=pods,
+        phase=where.phase,
+        place=observed.place,
+        previous=prev,
+        now=now,
+    )
+    if queue is not None:
+        conditions.append(make.make(names.QUEUED, queue.queued, queue.reason, queue.message))
+    message = where.message
+    if message is None and queue is not None and queue.queued:
+        message = queue.message  # what a Pending session waits for, where people look
     warning = warn_at(times.expiry, settings.expiring_soon)
     if times.expiry is not None and warning is not None and not ending:
         conditions.append(
@@ -96,7 +112,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
     conditions.append(
         make.ready(
             phase=where.phase,
-            message=where.message,
+            message=message,
             ready_pods=len(pods.ready),
             replicas=spec.replicas,
             endpoints=reachable,
@@ -121,12 +137,15 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         usage=times.usage,
         drive=observed.drive.name if observed.drive else None,
         reason=where.reason,
-        message=where.message,
+        message=message,
         selector=selector(observed.owner),
         renewal=times.renewal,
         suspended_at=suspended_at,
         image=resolved.image if pods.live else prev.image,
         pending_restart=True if suspended and prev.image not in (None, resolved.image) else None,
+        queue=resolved.queue,
+        queued_at=queue.queued_at if queue is not None else None,
+        admitted_at=queue.admitted_at if queue is not None else None,
     )
     deadlines = [
         times.expiry,
@@ -150,6 +169,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         suspend=where.suspend,
         fire=fire,
         delete=dormant is not None and now >= dormant[0],
+        preempted=where.preempted,
     )
 
 
@@ -180,6 +200,7 @@ def transitions(prev: SessionStatus, new: SessionStatus) -> list[Event]:
         (names.READY, "Normal"),
         (names.EXPIRING_SOON, "Warning"),
         (names.DELETING_SOON, "Warning"),
+        (names.QUEUED, "Normal"),
     ):
         flipped = _flipped_true(prev, new, kind)
         if flipped:

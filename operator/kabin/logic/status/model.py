@@ -12,6 +12,7 @@ from kabin.api.session import SessionSpec, SessionStatus
 from kabin.logic.activity import Recorded
 from kabin.logic.resolve import Owner, Resolved
 from kabin.logic.schedule import Fire
+from kabin.logic.status.queue import Place
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Observed:
     drive: DriveView | None = None
     activity: Recorded | None = None  # what the agent recorded on the activity Lease
     failure: tuple[str, str] | None = None  # (reason, message) of a permanent failure
+    place: Place | None = None  # its place in its Kueue queue, as last read
+    preempted: str | None = None  # the pod preemption last acted on (kabin.dev/preempted)
+    evicted: tuple[str, str] | None = None  # (pod UID, why) Kueue preempted, seen in an event
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class StatusSettings:
     expiring_soon: float = 300
     sessions_url: str | None = None
     """Each session's own origin under this one (logic.access.Origin); None: `host`."""
+    preempted_headless: str = "Requeue"
+    """What a headless session Kueue preempts does: Requeue or Fail."""
 
 
 @dataclass(frozen=True)
@@ -75,3 +81,4 @@ class Outcome:
     suspend: str | None = None  # a timeout ran out whose action is Suspend: set spec.suspend
     fire: Fire | None = None  # the schedule's fire to act on now
     delete: bool = False  # suspended past the environment's deleteSuspendedAfter
+    preempted: str | None = None  # Kueue preempted this pod: record it (and suspend or requeue)

@@ -14,6 +14,7 @@ from kabin.api.names import DONE_PHASES, FINAL_PHASES, Reason
 from kabin.api.session import Phase
 from kabin.logic.status.model import Observed, StatusSettings
 from kabin.logic.status.pods import Pods, finished, unrecoverable
+from kabin.logic.status.queue import evicted, eviction
 from kabin.logic.status.timeouts import Clock
 
 
@@ -23,6 +24,7 @@ class Verdict:
     reason: str | None = None
     message: str | None = None
     suspend: str | None = None  # set spec.suspend, for this reason (a timeout ran out)
+    preempted: str | None = None  # the pod (UID) or pod group Kueue preempted, to record
 
 
 def suspended_message(reason: str, resolved_timeout: int) -> str:
@@ -32,7 +34,7 @@ def suspended_message(reason: str, resolved_timeout: int) -> str:
         Reason.IDLE_TIMEOUT: f"suspended after {resolved_timeout} seconds idle",
         Reason.TIMEOUT: f"suspended when its timeout of {resolved_timeout} seconds ran out",
         Reason.SCHEDULE: "suspended by its schedule",
-        Reason.PREEMPTED: "suspended to make room for another session",
+        Reason.PREEMPTED: "suspended by Kueue to make room for another session",
     }.get(reason, f"suspended ({reason})")
 
 
@@ -60,7 +62,22 @@ def verdict(
     if (prev.phase or "Pending") in DONE_PHASES:
         return Verdict(cast(Phase, prev.phase), prev.reason, prev.message)
     headless = spec.type == "headless"
-    done = finished(pods.wanted, spec.replicas) if headless else None
+    hit = (evicted(pods.wanted) or observed.evicted) if resolved.queue else None
+    if hit is not None and hit[0] != observed.preempted:
+        # Kueue took its place for another (Kueue deletes the pods, never makes them again):
+        # an interactive session is suspended, to resume by hand; a headless one is failed
+        # or made again in line, as the operator is set.
+        what, why = hit
+        if not headless:
+            return Verdict("Pending", suspend=Reason.PREEMPTED, preempted=what)
+        if settings.preempted_headless == "Fail":
+            text = f"preempted by Kueue: {why}"
+            return Verdict("Failed", Reason.PREEMPTED, text, preempted=what)
+        return Verdict("Pending", Reason.REQUEUED, f"requeued: {why}", preempted=what)
+    # A pod Kueue preempted ends (Failed, exit 143, on a real node) as it goes: that is
+    # not how the run ended.
+    kept = [p for p in pods.wanted if eviction(p) is None]
+    done = finished(kept, spec.replicas) if headless else None
     if done:
         return Verdict(cast(Phase, done[0]), done[1], done[2])
     broken = unrecoverable(pods.live, headless=headless, now=now, grace=settings.image_pull_grace)
