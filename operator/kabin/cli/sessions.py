@@ -30,7 +30,7 @@ from kabin.cli.output import (
     run,
     table,
 )
-from kabin.client import AsyncSession
+from kabin.client import AsyncSession, records
 from kabin.client.records import NONE
 
 Kind = Annotated[
@@ -190,24 +190,25 @@ def ls(
 ) -> None:
     """List sessions (Skaha's fetch), oldest first."""
 
-    async def work() -> tuple[str, list[dict[str, str]]]:
+    async def work() -> tuple[str, list[dict[str, Any]], list[dict[str, str]]]:
         async with connect(kubeconfig, context, namespace) as session:
-            found = await session.fetch(
-                kind=kind, status=status, view="all" if all_namespaces else None
-            )
-            return session.namespace, found
+            listed = await session.listed(kind, status, "all" if all_namespaces else None)
+            images = await session.images(listed)
+            found = [records.record(s, home=session.namespace, images=images) for s in listed]
+            return session.namespace, listed, found
 
-    home, found = run(work)
+    home, listed, found = run(work)
 
     def rows() -> Any:
-        columns = ["name", "type", "status", "cpu", "ram", "gpu", "age"]
+        columns = ["name", "type", "status", "queue", "cpu", "ram", "gpu", "age"]
         if all_namespaces:
             columns.insert(0, "namespace")
         body = []
-        for s in found:
+        for s, obj in zip(found, listed, strict=True):
             ns = s["id"].rpartition("/")[0] or home
-            row = [s["name"], s["type"], s["status"], s["requestedCPUCores"]]
-            row += [s["requestedRAM"], s["requestedGPUCores"], age(s["startTime"])]
+            row = [s["name"], s["type"], s["status"], records.queue_of(obj)]
+            row += [s["requestedCPUCores"], s["requestedRAM"], s["requestedGPUCores"]]
+            row += [age(s["startTime"])]
             body.append([ns, *row] if all_namespaces else row)
         return table(columns, body)
 

@@ -302,6 +302,20 @@ def record(obj: Mapping[str, Any], *, home: str, images: Mapping[str, str]) -> d
     }
 
 
+def queue_of(obj: Mapping[str, Any]) -> str:
+    """A session's queue for a table: "team-a #3" while 3rd in line, "team-a" once
+    admitted, "-" when it has none."""
+    status = obj.get("status") or {}
+    queue = status.get("queue")
+    if not queue:
+        return "-"
+    waiting = names.condition(status, names.QUEUED)
+    if waiting.get("status") != "True":
+        return str(queue)
+    place = re.match(r"(\d+)(st|nd|rd|th) in line", str(waiting.get("message") or ""))
+    return f"{queue} #{place.group(1)}" if place else f"{queue} (waiting)"
+
+
 def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     """Oldest first, then by namespace and name (timestamps have whole seconds)."""
     meta = obj["metadata"]
@@ -380,11 +394,47 @@ def _gpus(
     return dict(sorted(gpus.items()))
 
 
+def _quota(queues: list[dict[str, Any]], resource: str) -> tuple[Decimal, Decimal]:
+    """(nominal quota, usage) of a resource over every flavor of these ClusterQueues."""
+    quota = Decimal(0)
+    for cq in queues:
+        for group in (cq.get("spec") or {}).get("resourceGroups") or []:
+            for flavor in group.get("flavors") or []:
+                for r in flavor.get("resources") or []:
+                    if r.get("name") == resource:
+                        quota += parse_quantity(str(r.get("nominalQuota", 0)))
+    used = Decimal(0)
+    for cq in queues:
+        for flavor in (cq.get("status") or {}).get("flavorsUsage") or []:
+            for r in flavor.get("resources") or []:
+                if r.get("name") == resource:
+                    used += parse_quantity(str(r.get("total", 0)))
+    return quota, used
+
+
+def queue_stats(queues: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each ClusterQueue's quota and use (CPU, memory, GPUs) and its admitted and waiting
+    workloads, by name."""
+    found: dict[str, Any] = {}
+    for cq in sorted(queues, key=lambda q: str(q["metadata"]["name"])):
+        cpu, memory, gpu = (_quota([cq], r) for r in ("cpu", "memory", GPU_RESOURCE))
+        status = cq.get("status") or {}
+        found[cq["metadata"]["name"]] = {
+            "cpu": {"quota": _number(cpu[0]), "used": _number(cpu[1])},
+            "memory": {"quota": _gibibytes(memory[0]), "used": _gibibytes(memory[1])},
+            "gpu": {"quota": _number(gpu[0]), "used": _number(gpu[1])},
+            "admitted": int(status.get("admittedWorkloads") or 0),
+            "waiting": int(status.get("pendingWorkloads") or 0),
+        }
+    return found
+
+
 def stats(
     *,
     nodes: list[dict[str, Any]],
     pods: list[dict[str, Any]],
     sessions: list[dict[str, Any]],
+    cluster_queues: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The platform's statistics in Skaha's shape, plus GPUs by product.
 
@@ -394,6 +444,9 @@ def stats(
     `ram`: the node with the most memory (plus requested and allocatable memory).
     `gpus`: per `nvidia.com/gpu.product`, GPUs requested by live session pods and the
     nodes' allocatable GPUs.
+    With Kueue's ClusterQueues, capacity and use are theirs, as Skaha reports them: the
+    cores and memory available are the queues' quotas and those requested their usage,
+    and `queues` has each ClusterQueue.
     """
     active = [s for s in sessions if phase_of(s) in ACTIVE]
     instances: dict[str, int] = {t: 0 for t in SESSION_TYPES}
@@ -410,7 +463,7 @@ def stats(
         usable, key=lambda n: (allocatable(n, "memory"), allocatable(n, "cpu")), default=None
     )
 
-    return {
+    found: dict[str, Any] = {
         "instances": instances,
         "cores": {
             "requestedCPUCores": _number(sum((_pod_requests(p, "cpu") for p in live), Decimal(0))),
@@ -430,6 +483,18 @@ def stats(
         },
         "gpus": _gpus(nodes, usable, live),
     }
+    if cluster_queues:
+        cpu, memory = _quota(cluster_queues, "cpu"), _quota(cluster_queues, "memory")
+        found["cores"] |= {
+            "requestedCPUCores": _number(cpu[1]),
+            "cpuCoresAvailable": _number(cpu[0]),
+        }
+        found["ram"] |= {
+            "requestedRAM": _gibibytes(memory[1]),
+            "ramAvailable": _gibibytes(memory[0]),
+        }
+        found["queues"] = queue_stats(cluster_queues)
+    return found
 
 
 # -- drives and environments -----------------------------------------------------------------

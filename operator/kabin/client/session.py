@@ -28,7 +28,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kabin.api.names import RENEW_ANNOTATION, SESSION_LABEL, SUSPEND_REASON_ANNOTATION
 from kabin.client import errors, records
 from kabin.client.errors import KabinError, NotFound
-from kabin.k8s import objects
+from kabin.k8s import kueue, objects
 from kabin.k8s.client import connect
 from kabin.logic.resolve import replica_of
 
@@ -313,6 +313,19 @@ class AsyncSession(Options):
             [{'id': 'my-notebook', 'userid': 'alice', 'image': 'quay.io/jupyter/scipy-notebook',
               'type': 'notebook', 'status': 'Running', 'name': 'my-notebook', ...}]
         """
+        found = await self.listed(kind, status, view)
+        images = await self.images(found)
+        return [records.record(s, home=self.namespace, images=images) for s in found]
+
+    async def listed(
+        self, kind: str | None = None, status: str | None = None, view: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The Session objects `fetch` lists (same arguments), oldest first, as stored.
+
+        Examples:
+            >>> [s["status"].get("queue") for s in await session.listed(status="Pending")]
+            ['team-a']
+        """
         wanted_kind = records.check_kind(kind)
         phase = records.check_status(status)
         everywhere = records.check_view(view) == "all"
@@ -323,8 +336,7 @@ class AsyncSession(Options):
             and (phase is None or records.phase_of(s) == phase)
         ]
         found.sort(key=records.sort_key)
-        images = await self.images(found)
-        return [records.record(s, home=self.namespace, images=images) for s in found]
+        return found
 
     async def stats(self) -> dict[str, Any]:
         """Statistics of the whole platform (needs cluster-wide read of nodes and pods).
@@ -343,15 +355,20 @@ class AsyncSession(Options):
              'ram': {'requestedRAM': '28Gi', 'ramAvailable': '768Gi',
                      'maxRAM': {'ram': '256Gi', 'withCPUCores': 32}},
              'gpus': {'NVIDIA-H100-80GB-HBM3': {'requested': 2, 'available': 16}}}
+
+            With Kueue's ClusterQueues, the cores and memory available and requested are
+            their quotas and usage, and `queues` has each one's quota, use, and admitted
+            and waiting workloads.
         """
-        nodes, pods, sessions = await self._all(
+        nodes, pods, sessions, queues = await self._all(
             [
                 self._call(objects.list_nodes),
                 self._call(lambda api: objects.list_pods_everywhere(api, SESSION_LABEL)),
                 self._call(lambda api: objects.list_custom_everywhere(api, "sessions")),
+                self._call(kueue.cluster_queues),
             ]
         )
-        return records.stats(nodes=nodes, pods=pods, sessions=sessions)
+        return records.stats(nodes=nodes, pods=pods, sessions=sessions, cluster_queues=queues)
 
     async def info(self, ids: str | list[str]) -> list[dict[str, Any]]:
         """Describe sessions.

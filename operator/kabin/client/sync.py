@@ -143,6 +143,7 @@ class Session(Options):
 
     # Skaha's methods.
     fetch = blocking(AsyncSession.fetch)
+    listed = blocking(AsyncSession.listed)
     stats = blocking(AsyncSession.stats)
     info = blocking(AsyncSession.info)
     logs = blocking(AsyncSession.logs)

@@ -19,7 +19,7 @@ from kabin.api.names import OWNER_ANNOTATION
 from kabin.client.errors import Forbidden
 from kabin.client.session import AsyncSession
 from kabin.gateway.identity import Identity, namespace_of
-from kabin.k8s import ApiClient, ApiException, objects
+from kabin.k8s import ApiClient, ApiException, kueue, objects
 from kabin.k8s.client import impersonating
 from kabin.logic import tenancy
 from kabin.settings import GatewaySettings
@@ -153,6 +153,15 @@ class Kube:
             )
         for guard in tenancy.guards(name, self.settings):
             await objects.create_guard(self.api, guard)
+        queue, cluster_queue = self.settings.local_queue, self.settings.cluster_queue
+        # The user's own line in the shared ClusterQueue: with usage-based admission fair
+        # sharing there, each user's recent use counts against their next turn.
+        if (
+            cluster_queue
+            and await kueue.installed(self.api)
+            and await kueue.create_local_queue(self.api, name, queue, cluster_queue)
+        ):
+            log.info("made LocalQueue %s/%s (ClusterQueue %s)", name, queue, cluster_queue)
 
     async def _until_allowed(self, identity: Identity, namespace: str) -> None:
         """Wait until the API server's authorizer has seen a new RoleBinding (its cache

@@ -277,8 +277,12 @@ def record(
     obj: Mapping[str, Any], *, images: Mapping[str, str], version: Version
 ) -> dict[str, str]:
     """A Session as Skaha's record: 16 string keys, `name` the name it was given, status
-    in the version's words."""
+    in the version's words; and kabin's `message` when the status has one (a Pending
+    session's place in its queue, why one failed), which the clients pass through."""
     shown = records.record(obj, home=obj["metadata"]["namespace"], images=images)
+    message = (obj.get("status") or {}).get("message")
+    if message:
+        shown["message"] = str(message)
     shown["name"] = (obj["metadata"].get("annotations") or {}).get(NAME_ANNOTATION) or shown["name"]
     shown["status"] = status_word(shown["status"], version)
     for key in ("startTime", "expiryTime"):

@@ -77,7 +77,8 @@ class Row:
 
 def reason_of(obj: Mapping[str, Any]) -> str:
     """Why a session is where it is, in one line: the drive it waits for (and who holds
-    it), the scheduler's message, an interface not answering yet, or how it ended."""
+    it), its place in its queue, the scheduler's message, an interface not answering
+    yet, or how it ended."""
     status = obj.get("status") or {}
     phase = status.get("phase") or "Pending"
     if obj["metadata"].get("deletionTimestamp"):
@@ -88,9 +89,10 @@ def reason_of(obj: Mapping[str, Any]) -> str:
     failed = conditions.get(names.FAILED, {})
     if failed.get("status") == "True":
         return f"{failed.get('reason')}: {failed.get('message')}"
-    for kind in (names.DRIVE_READY, names.SCHEDULED, names.READY):
+    for kind in (names.DRIVE_READY, names.QUEUED, names.SCHEDULED, names.READY):
         condition = conditions.get(kind)
-        if condition is not None and condition.get("status") == "False":
+        waits = "True" if kind == names.QUEUED else "False"
+        if condition is not None and condition.get("status") == waits:
             return str(condition.get("message") or condition.get("reason") or "")
     if names.READY not in conditions:
         return "waiting for the operator"
