@@ -36,7 +36,8 @@ CHART = ROOT / "charts" / "kabin"
 EVERYTHING = [
     "--set",
     "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,"
-    "metrics.grafanaDashboard.enabled=true,ingress.enabled=true,ingress.tlsSecret=kabin-tls",
+    "metrics.grafanaDashboard.enabled=true,ingress.enabled=true,ingress.tlsSecret=kabin-tls,"
+    "kueue.enabled=true",
 ]
 # Cluster-scoped kinds a test install makes, removed after it (CRDs stay, as Helm keeps them).
 CLUSTER_KINDS = (
@@ -110,9 +111,10 @@ async def test_everything_the_chart_makes_passes_a_server_side_dry_run(
             assert result.code == 0, result.err
             assert result.out.count("(server dry run)") == len(docs)
             assert "Warning" not in result.err, result.err
-        assert {"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "Ingress"} <= {
-            d["kind"] for d in await render(helm, *EVERYTHING)
-        }
+        assert {
+            *("ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "Ingress"),
+            *("ClusterQueue", "ResourceFlavor", "WorkloadPriorityClass"),
+        } <= {d["kind"] for d in await render(helm, *EVERYTHING)}
     finally:
         await run("kubectl", "delete", "namespace", namespace, "--wait=false")
 
