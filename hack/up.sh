@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make up`: the main job on the local control plane. Starts the cluster (with its real
-# node), installs the CRDs and user roles, runs the operator (which serves and
+# node and Kueue), installs the CRDs and user roles, runs the operator (which serves and
 # registers its admission webhooks), the gateway (Skaha's REST API and the dashboard)
 # and Traefik (each session's own host, checked by the gateway), signs the local user
 # in, applies the examples in their namespace through those webhooks, writes
@@ -18,6 +18,10 @@ kubectl apply --server-side -k crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s \
   crd/sessions.kabin.dev crd/drives.kabin.dev crd/environmentconfigs.kabin.dev >/dev/null
 .venv/bin/python hack/chart.py --user-roles | kubectl apply --server-side -f - >/dev/null
+# Sessions wait their turn in Kueue (hack/kueue/up.sh runs it): one ClusterQueue, a
+# LocalQueue per user made by the gateway, and that queue as sessions' default.
+kubectl apply --server-side -f hack/kueue/queues.yaml >/dev/null
+export KABIN_QUEUE=kabin KABIN_GATEWAY_CLUSTER_QUEUE=kabin
 
 # The local user signs in to the gateway with a token from kube-apiserver's static
 # token file format, made once and kept in .cluster/.

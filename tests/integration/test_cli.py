@@ -88,10 +88,10 @@ async def test_create_ls_info_and_delete(
     table = await ok("ls", namespace=namespace)
     fits_80_columns(table)
     header, *rows = [line for line in table.splitlines() if line.strip() and "──" not in line]
-    assert header.split() == ["NAME", "TYPE", "STATUS", "CPU", "RAM", "GPU", "AGE"]
-    assert [r.split()[:6] for r in rows] == [
-        ["test-1", "headless", "Running", "2", "4G", "0"],
-        ["test-2", "headless", "Running", "2", "4G", "0"],
+    assert header.split() == ["NAME", "TYPE", "STATUS", "QUEUE", "CPU", "RAM", "GPU", "AGE"]
+    assert [r.split()[:7] for r in rows] == [
+        ["test-1", "headless", "Running", "-", "2", "4G", "0"],
+        ["test-2", "headless", "Running", "-", "2", "4G", "0"],
     ]
     listed = json.loads(await ok("list", "-o", "json", namespace=namespace))
     assert [s["id"] for s in listed] == ["test-1", "test-2"]

@@ -157,5 +157,15 @@ async def test_a_drive_whose_pvc_a_quota_refuses_says_so(
 
     failed = await eventually(refused, timeout=10)
     assert failed["reason"] == "QuotaExceeded" and "exceeded quota: disk" in failed["message"]
-    events = [e for e in await events_about(api, namespace, "big") if e.reason == "QuotaExceeded"]
+
+    async def warned() -> list[Any]:
+        found = [
+            e for e in await events_about(api, namespace, "big") if e.reason == "QuotaExceeded"
+        ]
+        assert found, "no QuotaExceeded Event yet"  # Events are posted beside the status
+        return found
+
+    await eventually(warned, timeout=10)
+    await asyncio.sleep(2)  # the retries that follow post no more
+    events = await warned()
     assert len(events) == 1, events

@@ -441,6 +441,10 @@ async def test_suspended_sessions_leave_the_per_user_cap_and_a_resume_is_held_to
     forged = await command("kubectl", "--as=carol", "annotate", "session", "n0", "-n", namespace,
                            "kabin.dev/suspend-reason=IdleTimeout")  # fmt: skip
     assert forged.code != 0 and "only kabin's operator sets it" in forged.err, forged.err
+    # Nor the preemption it acted on (a queued session's record).
+    forged = await command("kubectl", "--as=carol", "annotate", "session", "n0", "-n", namespace,
+                           "kabin.dev/preempted=made-up")  # fmt: skip
+    assert forged.code != 0 and "metadata.annotations[kabin.dev/preempted]" in forged.err
     assert (await kubectl_apply(sixth, namespace=namespace, user="carol")).code == 0
     refused = await patch("n0", False)
     assert refused.code != 0, "a resume over the cap"
