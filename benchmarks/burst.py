@@ -510,18 +510,31 @@ async def main(count: int, concurrency: int, kinds: list[str], profile: bool) ->
             if out.exists():
                 hot(out)
     finally:
-        # The namespaces go first, with the operator (their drives' finalizers) and the
-        # nodes (whose simulated kubelets finish the pods) still there.
-        for namespace in namespaces:
-            await _send(api, "DELETE", f"/api/v1/namespaces/{namespace}", None, "application/json")
-        for _ in range(360):
-            if not await _leftover(api):
-                break
-            await asyncio.sleep(5)
-        operator.stop()
-        for node in nodes:
-            await _send(api, "DELETE", f"/api/v1/nodes/{node}", None, "application/json")
-        await api.close()
+        await teardown(api, namespaces, operator, nodes)
+
+
+async def teardown(
+    api: client.ApiClient,
+    namespaces: list[str],
+    operator: Operator,
+    nodes: list[str],
+    also: tuple[str, ...] = (),
+) -> None:
+    """The namespaces go first, with the operator (their drives' finalizers) and the
+    nodes (whose simulated kubelets finish the pods) still there; then the objects at the
+    paths `also`, the operator, the nodes."""
+    for namespace in namespaces:
+        await _send(api, "DELETE", f"/api/v1/namespaces/{namespace}", None, "application/json")
+    for _ in range(360):
+        if not await _leftover(api):
+            break
+        await asyncio.sleep(5)
+    for path in also:
+        await _send(api, "DELETE", path, None, "application/json")
+    operator.stop()
+    for node in nodes:
+        await _send(api, "DELETE", f"/api/v1/nodes/{node}", None, "application/json")
+    await api.close()
 
 
 async def apply_crds() -> None:
