@@ -351,6 +351,8 @@ async def test_an_operator_killed_mid_suspend_converges_with_no_pod_and_one_hold
 async def test_a_schedule_suspends_and_resumes_within_2_s_of_its_minutes_in_paris(
     api: client.ApiClient, operator: object, namespace: str
 ) -> None:
+    """And one set after its fire (a person adds "suspend at 19:00" at 20:00) waits for the
+    next: it does not act on the fire already past."""
     paris = ZoneInfo("Europe/Paris")  # UTC+1 in winter, +2 in summer: never UTC
     first = (datetime.now(paris) + timedelta(seconds=75)).replace(second=0, microsecond=0)
     then = first + timedelta(minutes=1)
@@ -359,6 +361,9 @@ async def test_a_schedule_suspends_and_resumes_within_2_s_of_its_minutes_in_pari
         "resume": f"{then.minute} {then.hour} * * *",
         "timeZone": "Europe/Paris",
     }
+    await run("kubectl", "create", "rolebinding", "carol-edits", "--clusterrole=edit",
+              "--user=carol", "-n", namespace)  # fmt: skip
+    await apply(namespace, session("late"), user="carol")  # made before `first`, no schedule
     await apply(namespace, session("nightly", schedule=plan))
     await phase_is(api, namespace, "nightly", "Running")
 
@@ -382,6 +387,34 @@ async def test_a_schedule_suspends_and_resumes_within_2_s_of_its_minutes_in_pari
     assert 0 <= late <= 2 and 0 <= later <= 2, (late, later)
     await phase_is(api, namespace, "nightly", "Running")
     assert {"Suspended", "Resumed"} <= set(await events_of(api, namespace, "nightly"))
+
+    # Now `first` is past, and after "late" was made. Carol gives it a schedule that
+    # suspends at `first`, trying to choose where it starts from as well.
+    await phase_is(api, namespace, "late", "Running")
+    chosen = "2000-01-01T00:00:00+00:00"
+    body = json.dumps({
+        "metadata": {"annotations": {"kabin.dev/schedule-fired": chosen}},
+        "spec": {"schedule": {"suspend": plan["suspend"], "timeZone": "Europe/Paris"}},
+    })  # fmt: skip
+    before = datetime.now(UTC)
+    out = await command("kubectl", "--as=carol", "patch", "session", "late", "-n", namespace,
+                        "--type=merge", "-p", body)  # fmt: skip
+    assert out.code == 0, out.err
+    stamped = (await get(api, "sessions", namespace, "late"))["metadata"]["annotations"]
+    since = datetime.fromisoformat(stamped["kabin.dev/schedule-fired"])
+    assert before - timedelta(seconds=1) <= since <= datetime.now(UTC), (since, chosen)
+    # Changing it by itself is still the operator's alone.
+    forged = await command("kubectl", "--as=carol", "annotate", "--overwrite", "session", "late",
+                           "-n", namespace, f"kabin.dev/schedule-fired={chosen}")  # fmt: skip
+    assert forged.code != 0 and "only kabin's operator sets it" in forged.err, forged.err
+    await asyncio.sleep(3)  # a due fire is acted on within 2 s (above)
+    obj = await get(api, "sessions", namespace, "late")
+    assert not obj["spec"].get("suspend") and obj["status"]["phase"] == "Running", obj
+    # Without that record (an admin removes it), the same fire is due and acted on.
+    await run("kubectl", "annotate", "session", "late", "-n", namespace,
+              "kabin.dev/schedule-fired-")  # fmt: skip
+    obj = await phase_is(api, namespace, "late", "Suspended")
+    assert obj["status"]["reason"] == "Schedule"
 
 
 async def test_a_session_left_suspended_is_warned_then_deleted_and_its_drive_stays(

@@ -53,6 +53,22 @@ def test_each_fire_is_acted_on_once() -> None:
     assert schedule.due(WORKDAYS, paris(2026, 12, 2, 7, 59), since=CREATED, acted=first.at) is None
 
 
+def test_a_schedule_set_after_its_fire_waits_for_the_next_one() -> None:
+    # Set on a running session at 20:00 on Tuesday: the 19:00 suspend is past, not due.
+    raw = {"suspend": "0 19 * * 1-5", "resume": "0 8 * * 1-5", "timeZone": "Europe/Paris"}
+    set_at = paris(2026, 12, 1, 20, 0)
+    since = schedule.restarted(None, raw, set_at)
+    assert since == "2026-12-01T19:00:00+00:00"  # 20:00 in Paris, in UTC
+    acted = datetime.fromisoformat(since)
+    assert schedule.due(WORKDAYS, set_at, since=CREATED, acted=acted) is None
+    fire = schedule.due(WORKDAYS, paris(2026, 12, 2, 8, 0), since=CREATED, acted=acted)
+    assert fire is not None and fire.action == "resume"
+    # The same schedule applied again (GitOps) or removed records nothing.
+    assert schedule.restarted(raw, dict(raw), set_at) is None
+    assert schedule.restarted(raw, None, set_at) is None
+    assert schedule.restarted(raw, {**raw, "resume": "30 8 * * 1-5"}, set_at) == since
+
+
 def test_the_next_timer_is_the_next_fire_in_the_zone_across_dst() -> None:
     # 29 March 2026: Paris moves from UTC+1 to UTC+2 at 02:00.
     every_day = Schedule(suspend="0 19 * * *", time_zone="Europe/Paris")

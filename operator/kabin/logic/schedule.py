@@ -5,13 +5,15 @@ included.
 
 The operator asks only two things: which fire is the latest at or before now (to act on
 it once: the annotation `kabin.dev/schedule-fired` records the fires acted on), and when
-the next one is (its exact timer; no poll).
+the next one is (its exact timer; no poll). A schedule set or changed on a session acts
+from its next fire, not on one already past (`restarted`), as Coder's autostart does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -106,6 +108,18 @@ def due(
     if fire is None or fire.at <= since or (acted is not None and fire.at <= acted):
         return None
     return fire
+
+
+def restarted(
+    old: Mapping[str, object] | None, new: Mapping[str, object] | None, now: datetime
+) -> str | None:
+    """The kabin.dev/schedule-fired time that an update of spec.schedule from `old` to
+    `new` (raw, as admission sees them) records: now, so that a fire already past (a
+    suspend at 19:00, set at 20:00) is not acted on at once; None when the schedule is
+    unchanged or removed."""
+    if not new or new == old:
+        return None
+    return now.astimezone(UTC).isoformat()
 
 
 def explain(schedule: Schedule) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import kopf
@@ -39,6 +40,7 @@ from kabin.logic.admission import (
 )
 from kabin.logic.drives import drive_of
 from kabin.logic.resolve import QueueDefaults, queueing
+from kabin.logic.schedule import restarted
 from kabin.webhooks import server
 
 DURATION = Histogram(
@@ -116,9 +118,23 @@ def _stamp(
 async def session_user(
     *, spec: kopf.Spec, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any
 ) -> None:
-    """Record the creating user in spec.user; refuse forgeries and changes. Async, though
-    it awaits nothing: kopf runs a plain function in a thread, a hop every create paid."""
+    """Record the creating user in spec.user; refuse forgeries and changes. A schedule set
+    or changed starts from now (`_rescheduled`). Async, though it awaits nothing: kopf
+    runs a plain function in a thread, a hop every create paid."""
     _stamp("spec.user", spec=spec, userinfo=userinfo, patch=patch, kwargs=kwargs)
+    since = _rescheduled(kwargs.get("old"), spec)
+    if since is not None:
+        patch.metadata.annotations[SCHEDULE_FIRED_ANNOTATION] = since
+
+
+def _rescheduled(old: Any, spec: Any) -> str | None:
+    """The kabin.dev/schedule-fired time an update that sets or changes spec.schedule
+    records (now), so that a fire already past is not acted on; None otherwise."""
+    if not old:
+        return None  # a new session acts on fires after its creation only
+    return restarted(
+        (old.get("spec") or {}).get("schedule"), spec.get("schedule"), datetime.now(UTC)
+    )
 
 
 @kopf.on.mutate(GROUP, "drives", id="drive-owner", operations=["CREATE", "UPDATE"])
@@ -159,11 +175,20 @@ PROTECTED = (SUSPEND_REASON_ANNOTATION, SCHEDULE_FIRED_ANNOTATION, PREEMPTED_ANN
 """Annotations only kabin's operator (or an admin) sets; anyone may remove them."""
 
 
-def _protected_change(old: Any, body: Any) -> str | None:
-    """The protected annotation an update sets or changes, if any."""
+def _protected_change(old: Any, body: Any, spec: Any) -> str | None:
+    """The protected annotation an update sets or changes, if any: but the schedule-fired
+    time that `session-user` wrote, when this update sets or changes the schedule."""
     was = ((old or {}).get("metadata") or {}).get("annotations") or {}
     now = (body.get("metadata") or {}).get("annotations") or {}
-    return next((k for k in PROTECTED if now.get(k) is not None and now.get(k) != was.get(k)), None)
+    ours = (SCHEDULE_FIRED_ANNOTATION,) if _rescheduled(old, spec) is not None else ()
+    return next(
+        (
+            k
+            for k in PROTECTED
+            if k not in ours and now.get(k) is not None and now.get(k) != was.get(k)
+        ),
+        None,
+    )
 
 
 def _resuming(old: Any, new: SessionSpec, previous: SessionSpec | None, body: Any) -> bool:
@@ -190,7 +215,7 @@ async def session_fits(
     if body.metadata.get("deletionTimestamp"):
         return  # finalizers being removed: nothing the user asked for changes
     old = kwargs.get("old")
-    forged = _protected_change(old, body)
+    forged = _protected_change(old, body, spec)
     if forged is not None and not _admin(kwargs.get("userinfo")):
         # Why a session is suspended and which schedule fire was acted on are the
         # operator's record: a user who set them would choose the reason and the metrics.
