@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -181,6 +182,58 @@ async def test_suspend_frees_pods_and_drive_within_2_s_and_a_resume_queues_for_t
     assert "suspendedAt" not in again["status"]
     assert "Resumed" in await events_of(api, namespace, "a")
     assert await holder(api, namespace, "data") == "a"
+
+
+async def test_a_resume_racing_the_drive_passing_on_never_leaves_two_sessions_on_it(
+    api: client.ApiClient, operator: object, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race docs/security.md once left open, made to happen every time: "a" is
+    suspended and the drive's reconcile decides to pass the drive to "b" (a's pods are
+    gone); it is held right there, before it writes, while "a" is resumed and makes its
+    pods on the drive it still holds. Then the decision is let go. One session, never
+    two, may have the drive and pods on it."""
+    from kabin.k8s import objects  # the in-process operator's own module
+
+    real, held, go = objects.list_owned, threading.Event(), threading.Event()
+
+    async def hold_the_decision(api_: Any, kind: str, ns: str, selector: str) -> Any:
+        found = await real(api_, kind, ns, selector)
+        if ns == namespace and selector == "kabin.dev/drive=data" and not found:
+            held.set()  # the drive reconcile read a's pods gone and is about to decide
+            await asyncio.to_thread(go.wait, 30)
+        return found
+
+    await apply(namespace, manifest("Drive", "data", {"size": "1Gi"}))
+    await apply(namespace, session("a", drive="data"))
+    await phase_is(api, namespace, "a", "Running")
+    await apply(namespace, session("b", drive="data"))
+    kabin = AsyncSession(namespace=namespace)
+    monkeypatch.setattr(objects, "list_owned", hold_the_decision)
+    try:
+        assert await kabin.suspend("a") == ["a"]
+        await eventually(lambda: _set(held), timeout=30)
+        assert await kabin.resume("a") == ["a"]
+
+        async def a_has_pods() -> None:
+            assert await pods_of(api, namespace, "a")
+
+        await eventually(a_has_pods, timeout=20)
+    finally:
+        go.set()
+        monkeypatch.setattr(objects, "list_owned", real)
+    end = time.monotonic() + 5
+    while time.monotonic() < end:  # the held decision is written or refused by now
+        on_it = [n for n in ("a", "b") if await pods_of(api, namespace, n)]
+        assert on_it == ["a"], on_it
+        assert await holder(api, namespace, "data") == "a"
+        await asyncio.sleep(0.1)
+    await phase_is(api, namespace, "a", "Running")
+    obj = await get(api, "sessions", namespace, "b")
+    assert condition(obj, "DriveReady").get("reason") == "DriveInUse", obj["status"]
+
+
+async def _set(event: threading.Event) -> None:
+    assert event.is_set()
 
 
 async def test_an_idle_timeout_suspends_by_default_expires_when_chosen_and_both_resume(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kabin.api.drive import Hold
-from kabin.logic.drives import default_drive_name
+from kabin.logic.drives import claimants, default_drive_name
 from kabin.logic.locks import Claimant, decide
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -134,3 +134,35 @@ def test_a_default_drive_that_is_not_the_users_is_never_theirs() -> None:
         owner="bob",
     )
     assert {c.name: c.wants for c in found} == {"work": False, "named": True}
+
+
+def _in_phase(name: str, phase: str, *, renew: str | None = None, acted: str | None = None) -> dict:
+    notes = {"kabin.dev/renew": renew} if renew else {}
+    status: dict = {"phase": phase}
+    if acted:
+        status["renewal"] = {"token": acted, "time": "2026-01-01T00:00:00Z"}
+    return {
+        "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "annotations": notes},
+        "spec": {"type": "headless", "image": "busybox", "drive": "data"},
+        "status": status,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("session", "wants"),
+    [
+        (_in_phase("a", "Running"), True),
+        (_in_phase("a", "Succeeded"), False),
+        (_in_phase("a", "Expired"), False),
+        (_in_phase("a", "Expired", renew="r1", acted="r1"), False),  # acted on, expired again
+        # Renewed and not yet acted on: it comes back, so it keeps (or waits for) its drive.
+        (_in_phase("a", "Expired", renew="r2", acted="r1"), True),
+        (_in_phase("a", "Expired", renew="r1"), True),
+    ],
+)
+def test_an_expired_session_renewed_wants_its_drive_before_the_operator_acts(
+    session: dict, wants: bool
+) -> None:
+    found, _ = claimants([session], [], drive="data", deleting=False)
+    assert [x.wants for x in found] == [wants]

@@ -75,6 +75,10 @@ USAGE_ANNOTATION = "kabin.dev/usage"
 PREEMPTED_ANNOTATION = "kabin.dev/preempted"
 """On a Session: the UID of the last of its pods Kueue preempted, recorded once, so that
 the session is requeued (or suspended, or failed) once per preemption."""
+RESUMING_ANNOTATION = "kabin.dev/resuming"
+"""On a Drive: the session that last came back to it holding it, and that session's
+version, written over the Drive's version before its pods are made, so that a drive
+reconcile that decided on an older Drive (to pass it on) cannot write its decision."""
 OWNER_ANNOTATION = "kabin.dev/owner"
 """On a namespace the gateway made for a user: that user's exact name."""
 

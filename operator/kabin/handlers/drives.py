@@ -3,16 +3,22 @@
 The lock lives in the API server: `Drive.status.holder`, written with a
 resourceVersion precondition, so two workers or two operator replicas can never
 both grant it (the second write fails with 409 Conflict and re-reads). Only this
-reconciler grants and releases; sessions read the holder and wait for it.
+reconciler grants and releases; sessions read the holder and wait for it. A session
+that comes back (a resume) to the drive it still holds writes to the Drive over the
+version it read, before its pods are made (`sessions._keep_drive`): with this
+reconciler's precondition, a decision to pass the drive on and that resume cannot both
+be written.
 
 The Drive, its PVC, its claimants and the pods mounting it are read from the
 operator's cache (`cache`). Before the drive passes from one session to another, the
-pods that mount it are read fresh from the API server: a pod the cache has not seen
-yet must not be left writing while the next holder mounts the drive.
+pods that mount it and its holder's Session are read fresh from the API server: a pod
+the cache has not seen yet must not be left writing while the next holder mounts the
+drive, nor a holder that has just been resumed lose it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -67,10 +73,13 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
         pods, cache.claimants(namespace, name), name, holder, deleting, now, spec.owner
     )
     if holder is not None and decision.holder != holder:
-        fresh = await objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}")
-        claimants, decision = _decide(
-            fresh, cache.claimants(namespace, name), name, holder, deleting, now, spec.owner
+        # Before it passes on: its pods, and its holder (which may have just come back),
+        # as the API server has them.
+        fresh, sessions = await asyncio.gather(
+            objects.list_owned(api, "Pod", namespace, f"{DRIVE_LABEL}={name}"),
+            _fresh(api, cache.claimants(namespace, name), namespace, holder.session),
         )
+        claimants, decision = _decide(fresh, sessions, name, holder, deleting, now, spec.owner)
     status = drives.status_of(
         name=name,
         pvc=pvc,
@@ -113,6 +122,16 @@ async def reconcile(state: runtime.Runtime, namespace: str, name: str) -> None:
         await _finish_deletion(api, raw, spec)
     if failure is not None:
         await _report(api, raw, previous, failure)
+
+
+async def _fresh(
+    api: Any, sessions: list[dict[str, Any]], namespace: str, session: str
+) -> list[dict[str, Any]]:
+    """The claimants, with `session` read from the API server instead of the cache (left
+    out if it is gone)."""
+    there = await objects.get_custom(api, "sessions", namespace, session)
+    others = [s for s in sessions if s["metadata"]["name"] != session]
+    return others if there is None else [*others, there]
 
 
 def _decide(

@@ -158,6 +158,8 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
         drive = logic_drives.view(
             drive.name, session=name, drive=fresh, default_for=None if spec.drive else spec.user
         )
+        if drive.granted and fresh is not None and not logic_drives.done(raw):
+            await _keep_drive(api, fresh, name, raw["metadata"]["resourceVersion"])
     session = _Session(
         api=api,
         cache=cache,
@@ -231,6 +233,24 @@ async def _reconcile(state: runtime.Runtime, namespace: str, name: str) -> str |
             log.warning("Session %s/%s: %s: %s", namespace, name, failure.reason, failure.message)
         raise errors.Reported(failure)
     return spec.type
+
+
+async def _keep_drive(api: Any, drive: dict[str, Any], session: str, version: str) -> None:
+    """A session coming back to the drive it still holds says so on the Drive, over the
+    version it read, before its pods are made. The drive's reconcile writes a decision
+    over the version it read too: so either that decision (to pass the drive on) was
+    written first, and this write fails (409) and the session reads the new holder; or
+    this one was, and that decision is refused and taken again, on a fresh read of this
+    session, which wants the drive. Never both."""
+    meta = drive["metadata"]
+    mark = f"{session} {version}"
+    if (meta.get("annotations") or {}).get(names.RESUMING_ANNOTATION) == mark:
+        return  # this version of the session said so already
+    await objects.patch_custom(
+        api, "drives", meta["namespace"], meta["name"],
+        {"metadata": {"annotations": {names.RESUMING_ANNOTATION: mark}}},
+        resource_version=meta["resourceVersion"],
+    )  # fmt: skip
 
 
 def _eviction(

@@ -17,6 +17,7 @@ from kabin.api.names import (
     FAILED,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    RENEW_ANNOTATION,
     SESSION_LABEL,
     Reason,
 )
@@ -25,6 +26,7 @@ from kabin.logic import locks
 from kabin.logic.admission import check_default_drive
 from kabin.logic.locks import Decision
 from kabin.logic.status.model import DriveView
+from kabin.logic.status.timeouts import renews
 
 
 def drive_of(spec: SessionSpec) -> str | None:
@@ -193,7 +195,7 @@ def claimants(
         meta = session["metadata"]
         wants = (
             not meta.get("deletionTimestamp")
-            and session.get("status", {}).get("phase") not in DONE_PHASES
+            and not done(session)
             and not spec.suspend
             and (spec.drive is not None or spec.user == owner)
         )
@@ -206,6 +208,16 @@ def claimants(
             )
         )
     return found, phases
+
+
+def done(session: dict[str, Any]) -> bool:
+    """Whether a session is done with its drive: finished or expired, but for an Expired
+    one whose renew the operator has not acted on yet (it comes back)."""
+    status = session.get("status") or {}
+    if status.get("phase") == "Expired":
+        renew = (session["metadata"].get("annotations") or {}).get(RENEW_ANNOTATION)
+        return not renews(renew, (status.get("renewal") or {}).get("token"))
+    return status.get("phase") in DONE_PHASES
 
 
 def default_drive(*, namespace: str, user: str, size: str) -> dict[str, Any]:

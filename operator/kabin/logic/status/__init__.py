@@ -31,7 +31,7 @@ from kabin.logic.status.model import (
 from kabin.logic.status.phase import verdict
 from kabin.logic.status.pods import Pods, pull_deadline
 from kabin.logic.status.queue import Place, standing
-from kabin.logic.status.timeouts import clock, warn_at
+from kabin.logic.status.timeouts import clock, renews, warn_at
 
 __all__ = [
     "DriveView",
@@ -55,8 +55,8 @@ def resumed(observed: Observed) -> Observed:
     prev, renew = observed.previous, observed.renew
     if observed.deleting or observed.spec.suspend:
         return observed
-    renewed = bool(renew) and (prev.renewal is None or prev.renewal.token != renew)
-    if prev.phase == "Suspended" or (prev.phase == "Expired" and renewed):
+    acted = prev.renewal.token if prev.renewal else None
+    if prev.phase == "Suspended" or (prev.phase == "Expired" and renews(renew, acted)):
         fresh = SessionStatus(conditions=prev.conditions, renewal=prev.renewal, image=prev.image)
         return replace(observed, previous=fresh)
     return observed

@@ -24,9 +24,15 @@ class Clock:
     expiry: datetime | None
 
 
+def renews(renew: str | None, acted: str | None) -> bool:
+    """Whether the kabin.dev/renew value `renew` is a request not yet acted on (`acted`:
+    the token of the last one that was, status.renewal.token)."""
+    return bool(renew) and renew != acted
+
+
 def _renewal(previous: SessionStatus, renew: str | None, now: datetime) -> Renewal | None:
     """A new kabin.dev/renew value restarts the timeout, from now."""
-    if renew and (previous.renewal is None or previous.renewal.token != renew):
+    if renew and renews(renew, previous.renewal.token if previous.renewal else None):
         return Renewal(token=renew, time=now)
     return previous.renewal
 
