@@ -76,6 +76,22 @@ PENDING_OLDEST.set_function(_oldest_pending)
 DRIVE_WAITERS.set_function(lambda: sum(_waiters.values()))
 
 
+def _count(
+    gauge: Gauge,
+    counted: dict[tuple[str, str], tuple[str, str]],
+    key: tuple[str, str],
+    labels: tuple[str, str] | None,
+) -> None:
+    """Count `key` once in `gauge`, under `labels` (None: under none), off the labels it
+    was counted under before (kept in `counted`)."""
+    before = counted.pop(key, None)
+    if before is not None:
+        gauge.labels(*before).dec()
+    if labels is not None:
+        counted[key] = labels
+        gauge.labels(*labels).inc()
+
+
 def observe_phase(
     key: tuple[str, str],
     phase: str | None,
@@ -86,16 +102,11 @@ def observe_phase(
     """Count the session under its phase (None: it is gone). A Pending session counts as
     Pending since `pending_since` (its creation, when it never ran: so a restarted or
     new leader knows), else since this operator first saw it Pending."""
-    before = _phases.pop(key, None)
-    if before is not None:
-        SESSIONS.labels(*before).dec()
+    _count(SESSIONS, _phases, key, None if phase is None else (phase, session_type))
     if phase is None:
         observe_queue(key, None, None)
     if phase != "Suspended":
         observe_suspended(key, None)
-    if phase is not None:
-        _phases[key] = (phase, session_type)
-        SESSIONS.labels(phase, session_type).inc()
     if phase == "Pending":
         _pending_since.setdefault(key, pending_since or time.time())
     else:
@@ -128,12 +139,7 @@ _queued: dict[tuple[str, str], tuple[str, str]] = {}  # session -> (queue, state
 
 def observe_queue(key: tuple[str, str], queue: str | None, state: str | None) -> None:
     """Count the session as waiting in, or admitted by, its queue (None: neither)."""
-    before = _queued.pop(key, None)
-    if before is not None:
-        QUEUED.labels(*before).dec()
-    if queue is not None and state is not None:
-        _queued[key] = (queue, state)
-        QUEUED.labels(queue, state).inc()
+    _count(QUEUED, _queued, key, None if queue is None or state is None else (queue, state))
 
 
 def observe_waiters(drive: tuple[str, str], waiting: int) -> None:
