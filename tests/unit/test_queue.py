@@ -163,11 +163,13 @@ def test_waiting_then_admitted_keeps_when_it_queued_and_records_when_it_was_admi
     assert (_queued(waits).status, _queued(waits).reason) == ("True", "Queued")
     assert waits.status.message == "2nd in line for 1 CPU in queue q (5th in ClusterQueue cq)"
     assert waits.status.queued_at == made and waits.status.admitted_at is None
+    assert waits.status.place_in_line == 2
     labels = {"kueue.x-k8s.io/cluster-queue-name": "cq"}
     ran = _compute([_queued_pod(gated=False, created=made, labels=labels)], waits.status)
     assert (_queued(ran).status, _queued(ran).reason) == ("False", "Admitted")
     assert _queued(ran).message == "admitted by queue q (ClusterQueue cq)"
     assert ran.status.queued_at == made and ran.status.admitted_at == NOW
+    assert ran.status.place_in_line is None
     # Admitted at once (never seen waiting): it queued when its pod was made.
     fast = _compute([_queued_pod(gated=False, created=made)])
     assert fast.status.queued_at == made and fast.status.admitted_at == NOW

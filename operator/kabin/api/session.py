@@ -201,6 +201,9 @@ class SessionStatus(Model):
     """When its pods last entered their queue."""
     admitted_at: datetime | None = None
     """When Kueue last admitted them (they wait for a node from then on)."""
+    place_in_line: int | None = None
+    """While it waits in its queue: its place in its LocalQueue, 1-based, as Kueue's
+    visibility API last said (read every few seconds)."""
 
 
 class Session(Model):

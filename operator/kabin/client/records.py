@@ -309,11 +309,10 @@ def queue_of(obj: Mapping[str, Any]) -> str:
     queue = status.get("queue")
     if not queue:
         return "-"
-    waiting = names.condition(status, names.QUEUED)
-    if waiting.get("status") != "True":
+    if names.condition(status, names.QUEUED).get("status") != "True":
         return str(queue)
-    place = re.match(r"(\d+)(st|nd|rd|th) in line", str(waiting.get("message") or ""))
-    return f"{queue} #{place.group(1)}" if place else f"{queue} (waiting)"
+    place = status.get("placeInLine")
+    return f"{queue} #{place}" if place else f"{queue} (waiting)"
 
 
 def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:

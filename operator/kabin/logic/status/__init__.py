@@ -146,6 +146,7 @@ def compute(observed: Observed, *, now: datetime, settings: StatusSettings) -> O
         queue=resolved.queue,
         queued_at=queue.queued_at if queue is not None else None,
         admitted_at=queue.admitted_at if queue is not None else None,
+        place_in_line=queue.place if queue is not None else None,
     )
     deadlines = [
         times.expiry,

@@ -16,8 +16,6 @@ from kabin.api.session import SessionStatus
 from kabin.logic.resolve import Resolved
 from kabin.logic.status.pods import Pods, conditions_of
 
-CLUSTER_QUEUE_LABEL = "kueue.x-k8s.io/cluster-queue-name"
-"""Put on an admitted pod by Kueue: the ClusterQueue that admitted it."""
 EVICTED_REASON = "WorkloadEvicted"
 
 
@@ -41,6 +39,7 @@ class Standing:
     message: str
     queued_at: datetime | None
     admitted_at: datetime | None
+    place: int | None = None  # while waiting: its place in its LocalQueue, 1-based
 
 
 def gated(pod: dict[str, Any]) -> bool:
@@ -137,12 +136,14 @@ def standing(
         return Standing(None, Reason.PENDING, f"its pods are not in queue {queue} yet", None, None)
     if any(gated(p) for p in live):
         since = before_q if before_q is not None and before_a is None else _first_created(live, now)
-        return Standing(True, Reason.QUEUED, waiting(queue, place, resolved, replicas), since, None)
+        text = waiting(queue, place, resolved, replicas)
+        return Standing(True, Reason.QUEUED, text, since, None, place.local if place else None)
     labels = [p["metadata"].get("labels") or {} for p in live]
     if not any(x.get(names.KUEUE_MANAGED_LABEL) == "true" for x in labels):
         text = f"Kueue does not manage its pods: no queue {queue} admits them (is Kueue running?)"
         return Standing(False, "NotManaged", text, before_q, before_a)
-    cluster = next((x[CLUSTER_QUEUE_LABEL] for x in labels if CLUSTER_QUEUE_LABEL in x), None)
+    admitted_by = [x[names.CLUSTER_QUEUE_LABEL] for x in labels if names.CLUSTER_QUEUE_LABEL in x]
+    cluster = next(iter(admitted_by), None)
     text = f"admitted by queue {queue}" + (f" (ClusterQueue {cluster})" if cluster else "")
     admitted = before_a or now
     queued = before_q if before_q and before_q <= admitted else _first_created(live, now)
