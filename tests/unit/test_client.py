@@ -293,6 +293,42 @@ def test_stats_of_an_empty_cluster() -> None:
     assert stats["gpus"] == {}
 
 
+def _cluster_queue(name: str, cpu: str, used: str, *, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-05T10:00:00Z"
+    resources = [{"name": "cpu", "nominalQuota": cpu}, {"name": "memory", "nominalQuota": "64Gi"}]
+    return {
+        "metadata": meta,
+        "spec": {"resourceGroups": [{"flavors": [{"name": "f", "resources": resources}]}]},
+        "status": {
+            "flavorsUsage": [{"name": "f", "resources": [{"name": "cpu", "total": used}]}],
+            "admittedWorkloads": 3,
+            "pendingWorkloads": 2,
+        },
+    }
+
+
+def test_stats_with_cluster_queues_are_their_quotas_and_use_but_of_one_being_deleted() -> None:
+    queues = [
+        _cluster_queue("team-a", "8", "3"),
+        _cluster_queue("team-b", "4", "500m"),
+        _cluster_queue("old", "100", "1", deleting=True),  # admits nothing more
+    ]
+    stats = records.stats(nodes=[], pods=[], sessions=[], cluster_queues=queues)
+    assert stats["cores"]["cpuCoresAvailable"] == 12
+    assert stats["cores"]["requestedCPUCores"] == 3.5
+    assert stats["ram"]["ramAvailable"] == "128Gi"
+    assert sorted(stats["queues"]) == ["team-a", "team-b"]
+    assert stats["queues"]["team-a"] == {
+        "cpu": {"quota": 8, "used": 3},
+        "memory": {"quota": "64Gi", "used": "0Gi"},
+        "gpu": {"quota": 0, "used": 0},
+        "admitted": 3,
+        "waiting": 2,
+    }
+
+
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [

@@ -482,6 +482,9 @@ def stats(
         },
         "gpus": _gpus(nodes, usable, live),
     }
+    # A ClusterQueue being deleted admits nothing more (Kueue holds it only until its
+    # workloads are gone): it is no capacity.
+    cluster_queues = [q for q in cluster_queues or [] if not q["metadata"].get("deletionTimestamp")]
     if cluster_queues:
         cpu, memory = _quota(cluster_queues, "cpu"), _quota(cluster_queues, "memory")
         found["cores"] |= {
